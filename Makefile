@@ -1,0 +1,23 @@
+# kyb: every command a person runs. `make run` starts the stack, `make test` proves it.
+SHELL := /bin/bash
+export KYB_CACHE ?= $(HOME)/.cache/kyb
+
+.PHONY: help setup run test bench import-bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup:  ## install everything (Debian packages, .venv, FerretDB, check tools); idempotent
+	@scripts/setup.sh
+
+run: setup  ## start FerretDB, Redis and the apps locally; Ctrl-C stops them all
+	@scripts/run.sh
+
+test: setup  ## run every test against real servers
+	@scripts/test.sh
+
+import-bench: setup  ## time the import of a generated 50,000-task journal into FerretDB
+	@.venv/bin/python bench/import_bench.py
+
+clean:  ## remove the local data of `make run` (var/)
+	rm -rf var/

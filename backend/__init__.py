@@ -1,0 +1,24 @@
+"""kyb backend: a JSON API over the work journal (MongoDB, with Redis as a cache)."""
+from flask import Flask
+
+from . import api, cache, cli, config, db, errors, health, logs
+
+
+def create_app(test_config=None):
+    """Build the app; settings come from the environment, then from test_config."""
+    app = Flask(__name__)
+    app.config.from_mapping(config.load())
+    if test_config:
+        app.config.update(test_config)
+    # Werkzeug answers 413 for any body over this before a view reads it.
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_IMPORT_BYTES"]
+    app.json.sort_keys = False
+    logs.setup(app.config["LOG_LEVEL"])
+    db.init_app(app)
+    cache.init_app(app)
+    errors.init_app(app)
+    logs.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,198 @@
+"""The JSON API, /api/v1. Views parse the request, call the journal and shape the response."""
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import journal, schemas, stats
+from .errors import Problem
+from .identity import current_user
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+JSON_LIMIT = 256 * 1024
+
+
+def body(model):
+    """The request's JSON body validated by `model` (a 400 names any bad field)."""
+    if request.mimetype != "application/json":
+        raise Problem(415, "unsupported_media_type", "Send the body as application/json.")
+    if (request.content_length or 0) > JSON_LIMIT:
+        raise Problem(413, "too_large", f"JSON bodies are limited to {JSON_LIMIT // 1024} KiB.")
+    return model.model_validate_json(request.get_data(cache=False) or b"", strict=True)
+
+
+def query(model):
+    return model.model_validate(request.args.to_dict(flat=True))
+
+
+def path_date(value):
+    try:
+        return schemas.valid_date(value)
+    except ValueError as exc:
+        raise Problem(400, "invalid", "The date in the path is not valid.",
+                      [{"field": "date", "message": str(exc)}]) from None
+
+
+def if_match():
+    """The version named by If-Match ("3" or W/"3"), None when absent or "*"."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise Problem(412, "version_mismatch", "If-Match must be an ETag this API gave out.")
+    return int(value)
+
+
+def with_etag(payload, status=200):
+    """A JSON response tagged with the resource's version; 304 if the client has it."""
+    etag = f'"{payload["version"]}"'
+    if status == 200 and request.if_none_match.contains_weak(str(payload["version"])):
+        response = Response(status=304)
+    else:
+        response = jsonify(payload)
+        response.status_code = status
+    response.headers["ETag"] = etag
+    return response
+
+
+@bp.get("/days")
+def list_days():
+    q = query(schemas.DaysQuery)
+    return jsonify(journal.list_days(current_user(), q.date_from, q.date_to, q.limit, q.after))
+
+
+@bp.post("/days")
+def create_day():
+    data = body(schemas.DayIn)
+    day = journal.create_day(current_user(), data.date, data.start, data.end)
+    response = jsonify(day)
+    response.status_code = 201
+    response.headers["Location"] = f"{bp.url_prefix}/days/{day['date']}"
+    return response
+
+
+@bp.get("/days/<date>")
+def get_day(date):
+    return with_etag(journal.get_day(current_user(), path_date(date)))
+
+
+@bp.patch("/days/<date>")
+def change_hours(date):
+    user, date = current_user(), path_date(date)
+    data = body(schemas.HoursPatch)
+    day = journal.get_day(user, date)
+    checked = schemas.HoursIn.model_validate(
+        {"start": day["start"], "end": day["end"], **data.model_dump(include=data.model_fields_set)})
+    return with_etag(journal.change_hours(user, date, checked.start, checked.end, if_match()))
+
+
+@bp.delete("/days/<date>")
+def delete_day(date):
+    journal.delete_day(current_user(), path_date(date))
+    return "", 204
+
+
+@bp.post("/days/<date>/tasks")
+def add_task(date):
+    user, date = current_user(), path_date(date)
+    data = body(schemas.TaskIn)
+    return with_etag(journal.add_task(user, date, data.text, data.parent_id, data.index), 201)
+
+
+@bp.post("/days/<date>/carry-over")
+def carry_over(date):
+    user, date = current_user(), path_date(date)
+    data = body(schemas.CarryIn)
+    carried = journal.carry_over(user, date, data.to)
+    return jsonify({"from": date, "to": data.to, "carried": carried}), 201 if carried else 200
+
+
+@bp.get("/tasks/<task_id>")
+def get_task(task_id):
+    return with_etag(journal.get_task(current_user(), task_id))
+
+
+@bp.patch("/tasks/<task_id>")
+def update_task(task_id):
+    data = body(schemas.TaskPatch)
+    changes = data.model_dump(include=data.model_fields_set)
+    return with_etag(journal.update_task(current_user(), task_id, changes, if_match()))
+
+
+@bp.delete("/tasks/<task_id>")
+def delete_task(task_id):
+    journal.delete_task(current_user(), task_id)
+    return "", 204
+
+
+@bp.post("/tasks/<task_id>/move")
+def move_task(task_id):
+    data = body(schemas.TaskMove)
+    return with_etag(journal.move_task(current_user(), task_id, data.date, data.parent_id, data.index))
+
+
+@bp.get("/backlog")
+def list_backlog():
+    return jsonify({"items": journal.list_backlog(current_user())})
+
+
+@bp.post("/backlog")
+def add_backlog_item():
+    data = body(schemas.TaskIn)
+    return with_etag(journal.add_task(current_user(), None, data.text, data.parent_id, data.index), 201)
+
+
+@bp.get("/notes")
+def list_notes():
+    q = query(schemas.NotesQuery)
+    return jsonify({"items": journal.list_notes(current_user(), q.date)})
+
+
+@bp.post("/notes")
+def add_note():
+    data = body(schemas.NoteIn)
+    return with_etag(journal.add_note(current_user(), data.text, data.date), 201)
+
+
+@bp.get("/notes/<note_id>")
+def get_note(note_id):
+    return with_etag(journal.get_note(current_user(), note_id))
+
+
+@bp.patch("/notes/<note_id>")
+def update_note(note_id):
+    data = body(schemas.NotePatch)
+    return with_etag(journal.update_note(current_user(), note_id, data.text, if_match()))
+
+
+@bp.delete("/notes/<note_id>")
+def delete_note(note_id):
+    journal.delete_note(current_user(), note_id)
+    return "", 204
+
+
+@bp.post("/import")
+def import_markdown():
+    q = query(schemas.ImportQuery)
+    if request.mimetype not in ("text/markdown", "text/plain"):
+        raise Problem(415, "unsupported_media_type", "Send the journal as text/markdown.")
+    limit = current_app.config["MAX_IMPORT_BYTES"]
+    if (request.content_length or 0) > limit:
+        raise Problem(413, "too_large", f"Imports are limited to {limit // (1024 * 1024)} MiB.")
+    try:
+        text = request.get_data(cache=False).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "invalid_encoding", f"The file is not UTF-8 (byte {exc.start}).") from None
+    return jsonify(journal.import_markdown(current_user(), text, q.mode)), 201
+
+
+@bp.get("/export")
+def export_markdown():
+    q = query(schemas.RangeQuery)
+    text = journal.export_markdown(current_user(), q.date_from, q.date_to)
+    return Response(text, mimetype="text/markdown", content_type="text/markdown; charset=utf-8")
+
+
+@bp.get("/stats")
+def journal_stats():
+    q = query(schemas.RangeQuery)
+    return jsonify(stats.journal_stats(current_user(), q.date_from, q.date_to))

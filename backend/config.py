@@ -1,0 +1,29 @@
+"""Settings of the backend: the only place that reads the environment.
+
+Every variable the backend understands is listed in SETTINGS with its default.
+The Kubernetes manifests set exactly these names (a test checks both ways).
+"""
+import os
+
+MIB = 1024 * 1024
+
+# name -> (default, parser)
+SETTINGS = {
+    "MONGODB_URI": ("mongodb://127.0.0.1:27017/kyb", str),
+    "MONGODB_TIMEOUT_MS": ("2000", int),
+    "REDIS_URL": ("redis://127.0.0.1:6379/0", str),
+    "REDIS_TIMEOUT_MS": ("50", int),
+    "CACHE_TTL_SECONDS": ("300", int),
+    "DEFAULT_USER": ("demo", str),
+    "MAX_IMPORT_BYTES": (str(8 * MIB), int),
+    "FLAGS_FILE": ("config/flags.json", str),
+    "LOG_LEVEL": ("INFO", str),
+}
+
+ENV_VARS = tuple(SETTINGS)
+
+
+def load(environ=None):
+    """Read every setting from `environ` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    return {name: parse(environ.get(name, default)) for name, (default, parse) in SETTINGS.items()}

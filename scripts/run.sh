@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Start the whole stack locally: FerretDB and redis-server (unless MONGODB_URI /
+# REDIS_URL point elsewhere), then the backend under gunicorn. Ctrl-C stops it all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${KYB_CACHE:-$HOME/.cache/kyb}"
+FERRETDB_PORT="${FERRETDB_PORT:-27018}"
+REDIS_PORT="${REDIS_PORT:-6380}"
+BACKEND_PORT="${BACKEND_PORT:-8000}"
+mkdir -p var/ferretdb var/redis var/log
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "stopping..."
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "stopped."
+}
+trap stop INT TERM EXIT
+
+wait_port() {  # port name
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$2 did not start on port $1; see var/log/$2.log" >&2
+  exit 1
+}
+
+if [ -z "${MONGODB_URI:-}" ]; then
+  "$CACHE/ferretdb-v1.24.2/ferretdb" --handler=sqlite --sqlite-url="file:$PWD/var/ferretdb/" \
+    --listen-addr="127.0.0.1:$FERRETDB_PORT" --telemetry=disable --debug-addr=- \
+    --log-level=warn --state-dir=var/ferretdb >var/log/ferretdb.log 2>&1 &
+  pids+=($!)
+  wait_port "$FERRETDB_PORT" ferretdb
+  export MONGODB_URI="mongodb://127.0.0.1:$FERRETDB_PORT/kyb"
+fi
+if [ -z "${REDIS_URL+set}" ]; then
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --maxmemory 128mb --maxmemory-policy allkeys-lru >var/log/redis.log 2>&1 &
+  pids+=($!)
+  wait_port "$REDIS_PORT" redis
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+fi
+
+PORT="$BACKEND_PORT" .venv/bin/gunicorn -c config/gunicorn.conf.py "backend:create_app()" &
+pids+=($!)
+wait_port "$BACKEND_PORT" backend
+
+cat <<MSG
+
+kyb is running (Ctrl-C stops everything):
+  backend API   http://127.0.0.1:$BACKEND_PORT/api/v1/days
+  health        http://127.0.0.1:$BACKEND_PORT/readyz
+  MongoDB       $MONGODB_URI
+  Redis         ${REDIS_URL:-(disabled)}
+MSG
+wait -n "${pids[@]}"
+echo "a process of the stack exited; stopping the rest" >&2
+exit 1
