@@ -1,7 +1,8 @@
 """Small helpers that keep API tests readable."""
 from pathlib import Path
 
-SEED_PATH = Path(__file__).resolve().parents[2] / "shared" / "seed" / "worklog.md"
+# A copy of the user's own log (shared/seed/worklog.md), kept byte for byte.
+SEED_PATH = Path(__file__).resolve().parent / "seed" / "worklog.md"
 SEED = SEED_PATH.read_bytes()
 
 

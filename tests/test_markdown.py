@@ -10,7 +10,7 @@ from hamcrest import (assert_that, calling, contains_exactly, contains_string, e
 
 from backend.markdown import MAX_DEPTH, MarkdownError, day_heading, parse, parse_day_heading, render, with_hours
 
-SEED = Path(__file__).resolve().parents[2] / "shared/seed/worklog.md"
+SEED = Path(__file__).resolve().parent / "seed" / "worklog.md"
 CORPUS = sorted((Path(__file__).resolve().parent / "corpus").glob("*.md"))
 
 
