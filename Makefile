@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export KYB_CACHE ?= $(HOME)/.cache/kyb
 
-.PHONY: help setup run test bench import-bench clean
+.PHONY: help setup run test import-bench flags-bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,6 +18,9 @@ test: setup  ## run every test against real servers
 
 import-bench: setup  ## time the import of a generated 50,000-task journal into FerretDB
 	@.venv/bin/python bench/import_bench.py
+
+flags-bench: setup  ## time kubelet-style flag swaps until every gunicorn worker sees them
+	@.venv/bin/python bench/flags_bench.py
 
 clean:  ## remove the local data of `make run` (var/)
 	rm -rf var/

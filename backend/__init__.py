@@ -1,7 +1,7 @@
 """kyb backend: a JSON API over the work journal (MongoDB, with Redis as a cache)."""
 from flask import Flask
 
-from . import api, cache, cli, config, db, errors, health, logs
+from . import api, cache, cli, config, db, errors, flags, health, logs
 
 
 def create_app(test_config=None):
@@ -16,6 +16,7 @@ def create_app(test_config=None):
     logs.setup(app.config["LOG_LEVEL"])
     db.init_app(app)
     cache.init_app(app)
+    flags.init_app(app)
     errors.init_app(app)
     logs.init_app(app)
     cli.init_app(app)

@@ -2,12 +2,28 @@
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import journal, schemas, stats
+from .flags import get_flags
 from .errors import Problem
 from .identity import current_user
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 JSON_LIMIT = 256 * 1024
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+FEATURES = {"markdown_import": "Markdown import", "stats": "Statistics", "carry_over": "Carry-over"}
+
+
+@bp.before_request
+def refuse_writes_when_read_only():
+    """The `read_only` kill switch: every write answers 503, reads go on."""
+    if request.method in WRITES and get_flags().value("read_only", current_user()):
+        raise Problem(503, "read_only", "The journal is read-only for maintenance right now; reading still works.")
+
+
+def require(feature):
+    """Refuse a request for a feature whose flag is off for this user."""
+    if not get_flags().value(feature, current_user()):
+        raise Problem(403, "feature_off", f"{FEATURES[feature]} is switched off (flag {feature}).")
 
 
 def body(model):
@@ -100,6 +116,7 @@ def add_task(date):
 
 @bp.post("/days/<date>/carry-over")
 def carry_over(date):
+    require("carry_over")
     user, date = current_user(), path_date(date)
     data = body(schemas.CarryIn)
     carried = journal.carry_over(user, date, data.to)
@@ -172,6 +189,7 @@ def delete_note(note_id):
 
 @bp.post("/import")
 def import_markdown():
+    require("markdown_import")
     q = query(schemas.ImportQuery)
     if request.mimetype not in ("text/markdown", "text/plain"):
         raise Problem(415, "unsupported_media_type", "Send the journal as text/markdown.")
@@ -194,5 +212,13 @@ def export_markdown():
 
 @bp.get("/stats")
 def journal_stats():
+    require("stats")
     q = query(schemas.RangeQuery)
     return jsonify(stats.journal_stats(current_user(), q.date_from, q.date_to))
+
+
+@bp.get("/flags")
+def flags():
+    """The flags as they apply to the caller, and the state of the flag file."""
+    state = get_flags()
+    return jsonify({"flags": state.all_for(current_user()), **state.status()})

@@ -4,6 +4,7 @@ from pymongo.errors import PyMongoError
 
 from . import db
 from .cache import get_cache
+from .flags import get_flags
 
 bp = Blueprint("health", __name__)
 
@@ -21,5 +22,5 @@ def readyz():
     except PyMongoError:
         database = "unavailable"
     body = {"status": "ok" if database == "ok" else "unavailable", "database": database,
-            "cache": get_cache().ping()}
+            "cache": get_cache().ping(), "flags": get_flags().status()}
     return jsonify(body), 200 if database == "ok" else 503

@@ -73,7 +73,13 @@ def database_name():
 
 
 @pytest.fixture
-def app(mongodb_uri, redis_server, redis_url, database_name):
+def app_config():
+    """Settings a test module adds to the app's (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def app(mongodb_uri, redis_server, redis_url, database_name, app_config):
     """The backend on a fresh database and an empty Redis."""
     from backend import create_app
 
@@ -82,7 +88,7 @@ def app(mongodb_uri, redis_server, redis_url, database_name):
     client = MongoClient(mongodb_uri)
     redis_lib.Redis.from_url(redis_url).flushdb()
     app = create_app({"MONGODB_URI": database_uri(mongodb_uri, database_name), "REDIS_URL": redis_url,
-                      "TESTING": True})
+                      "TESTING": True, **app_config})
     yield app
     app.extensions["kyb.mongo"].close()
     client.drop_database(database_name)
