@@ -1,4 +1,7 @@
 """kyb backend: a JSON API over the work journal (MongoDB, with Redis as a cache)."""
+import sys
+
+import click
 from flask import Flask
 
 from . import api, cache, cli, config, db, errors, flags, health, logs
@@ -13,7 +16,9 @@ def create_app(test_config=None):
     # Werkzeug answers 413 for any body over this before a view reads it.
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_IMPORT_BYTES"]
     app.json.sort_keys = False
-    logs.setup(app.config["LOG_LEVEL"])
+    # Under the flask CLI stdout carries the command's output (an export), so logs go to stderr.
+    in_cli = click.get_current_context(silent=True) is not None
+    logs.setup(app.config["LOG_LEVEL"], sys.stderr if in_cli else None)
     db.init_app(app)
     cache.init_app(app)
     flags.init_app(app)

@@ -26,9 +26,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def setup(level):
-    """Send every log record of the process to stdout as one JSON line."""
-    handler = logging.StreamHandler(sys.stdout)
+def setup(level, stream=None):
+    """Send every log record of the process to `stream` (stdout) as one JSON line."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
