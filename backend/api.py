@@ -5,6 +5,7 @@ from . import journal, schemas, stats
 from .flags import get_flags
 from .errors import Problem
 from .identity import current_user
+from .openapi import doc, spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -71,12 +72,15 @@ def with_etag(payload, status=200):
 
 
 @bp.get("/days")
+@doc("List days in a date range, oldest first", "days", query=schemas.DaysQuery, response=schemas.DayList)
 def list_days():
     q = query(schemas.DaysQuery)
     return jsonify(journal.list_days(current_user(), q.date_from, q.date_to, q.limit, q.after))
 
 
 @bp.post("/days")
+@doc("Create a day", "days", body=schemas.DayIn, response=schemas.DaySummary, status=201, errors=[409],
+     links=("date", "date", ["get_day", "change_hours", "delete_day", "add_task", "carry_over"]))
 def create_day():
     data = body(schemas.DayIn)
     day = journal.create_day(current_user(), data.date, data.start, data.end)
@@ -87,11 +91,13 @@ def create_day():
 
 
 @bp.get("/days/<date>")
+@doc("A day with its task tree and notes", "days", response=schemas.Day, etag=True)
 def get_day(date):
     return with_etag(journal.get_day(current_user(), path_date(date)))
 
 
 @bp.patch("/days/<date>")
+@doc("Change a day's hours", "days", body=schemas.HoursPatch, response=schemas.DaySummary, if_match=True, etag=True)
 def change_hours(date):
     user, date = current_user(), path_date(date)
     data = body(schemas.HoursPatch)
@@ -102,12 +108,15 @@ def change_hours(date):
 
 
 @bp.delete("/days/<date>")
+@doc("Delete a day with its tasks and notes", "days", status=204)
 def delete_day(date):
     journal.delete_day(current_user(), path_date(date))
     return "", 204
 
 
 @bp.post("/days/<date>/tasks")
+@doc("Add a task to a day", "tasks", body=schemas.TaskIn, response=schemas.Task, status=201, etag=True,
+     links=("task_id", "id", ["get_task", "update_task", "move_task", "delete_task"]))
 def add_task(date):
     user, date = current_user(), path_date(date)
     data = body(schemas.TaskIn)
@@ -115,20 +124,23 @@ def add_task(date):
 
 
 @bp.post("/days/<date>/carry-over")
+@doc("Carry the unfinished tasks over to another day", "carry-over", body=schemas.CarryIn, response=schemas.CarryResult, errors=[403], description="Copies every open task not carried before to `to` (created if missing), linked to its original, and answers the copies (none when there was nothing left to carry).")
 def carry_over(date):
     require("carry_over")
     user, date = current_user(), path_date(date)
     data = body(schemas.CarryIn)
     carried = journal.carry_over(user, date, data.to)
-    return jsonify({"from": date, "to": data.to, "carried": carried}), 201 if carried else 200
+    return jsonify({"from": date, "to": data.to, "carried": carried})
 
 
 @bp.get("/tasks/<task_id>")
+@doc("A task", "tasks", response=schemas.Task, etag=True)
 def get_task(task_id):
     return with_etag(journal.get_task(current_user(), task_id))
 
 
 @bp.patch("/tasks/<task_id>")
+@doc("Edit or tick a task", "tasks", body=schemas.TaskPatch, response=schemas.Task, if_match=True, etag=True)
 def update_task(task_id):
     data = body(schemas.TaskPatch)
     changes = data.model_dump(include=data.model_fields_set)
@@ -136,58 +148,70 @@ def update_task(task_id):
 
 
 @bp.delete("/tasks/<task_id>")
+@doc("Delete a task with its sub-tasks", "tasks", status=204)
 def delete_task(task_id):
     journal.delete_task(current_user(), task_id)
     return "", 204
 
 
 @bp.post("/tasks/<task_id>/move")
+@doc("Move a task with its sub-tasks", "tasks", body=schemas.TaskMove, response=schemas.Task, etag=True, description="Reorder (`index`), nest (`parent_id`), unnest (`parent_id: null`), move to another day (`date`) or to the backlog (`date: null`).")
 def move_task(task_id):
     data = body(schemas.TaskMove)
     return with_etag(journal.move_task(current_user(), task_id, data.date, data.parent_id, data.index))
 
 
 @bp.get("/backlog")
+@doc("The backlog", "backlog", response=schemas.TaskTree)
 def list_backlog():
     return jsonify({"items": journal.list_backlog(current_user())})
 
 
 @bp.post("/backlog")
+@doc("Add a backlog item", "backlog", body=schemas.TaskIn, response=schemas.Task, status=201, etag=True,
+     links=("task_id", "id", ["get_task", "update_task", "move_task", "delete_task"]))
 def add_backlog_item():
     data = body(schemas.TaskIn)
     return with_etag(journal.add_task(current_user(), None, data.text, data.parent_id, data.index), 201)
 
 
 @bp.get("/notes")
+@doc("Notes, of the journal or of one day", "notes", query=schemas.NotesQuery, response=schemas.NoteList)
 def list_notes():
     q = query(schemas.NotesQuery)
     return jsonify({"items": journal.list_notes(current_user(), q.date)})
 
 
 @bp.post("/notes")
+@doc("Add a note", "notes", body=schemas.NoteIn, response=schemas.Note, status=201, etag=True, errors=[404],
+     links=("note_id", "id", ["get_note", "update_note", "delete_note"]))
 def add_note():
     data = body(schemas.NoteIn)
     return with_etag(journal.add_note(current_user(), data.text, data.date), 201)
 
 
 @bp.get("/notes/<note_id>")
+@doc("A note", "notes", response=schemas.Note, etag=True)
 def get_note(note_id):
     return with_etag(journal.get_note(current_user(), note_id))
 
 
 @bp.patch("/notes/<note_id>")
+@doc("Edit a note", "notes", body=schemas.NotePatch, response=schemas.Note, if_match=True, etag=True)
 def update_note(note_id):
     data = body(schemas.NotePatch)
     return with_etag(journal.update_note(current_user(), note_id, data.text, if_match()))
 
 
 @bp.delete("/notes/<note_id>")
+@doc("Delete a note", "notes", status=204)
 def delete_note(note_id):
     journal.delete_note(current_user(), note_id)
     return "", 204
 
 
 @bp.post("/import")
+@doc("Import a Markdown journal", "import-export", query=schemas.ImportQuery, markdown_in=True, response=schemas.ImportResult, status=201, errors=[403], description="`replace` drops the journal first; `merge` appends the file after it (a day that exists takes the file's tasks for it).")
 def import_markdown():
     require("markdown_import")
     q = query(schemas.ImportQuery)
@@ -204,6 +228,7 @@ def import_markdown():
 
 
 @bp.get("/export")
+@doc("Export the journal as Markdown", "import-export", query=schemas.RangeQuery, markdown_out=True)
 def export_markdown():
     q = query(schemas.RangeQuery)
     text = journal.export_markdown(current_user(), q.date_from, q.date_to)
@@ -211,6 +236,7 @@ def export_markdown():
 
 
 @bp.get("/stats")
+@doc("Hours, done tasks and carry-overs per day and ISO week", "stats", query=schemas.RangeQuery, response=schemas.Stats, errors=[403])
 def journal_stats():
     require("stats")
     q = query(schemas.RangeQuery)
@@ -218,7 +244,15 @@ def journal_stats():
 
 
 @bp.get("/flags")
+@doc("The feature flags as they apply to the caller", "flags", response=schemas.Flags)
 def flags():
     """The flags as they apply to the caller, and the state of the flag file."""
     state = get_flags()
     return jsonify({"flags": state.all_for(current_user()), **state.status()})
+
+
+@bp.get("/openapi.json")
+@doc("This OpenAPI document", "meta", response=None)
+def openapi():
+    """This API's OpenAPI 3.1 document."""
+    return jsonify(spec(current_app))

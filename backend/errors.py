@@ -76,7 +76,12 @@ def init_app(app):
     @app.errorhandler(HTTPException)
     def _http(exc):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return problem_response(exc.code or 500, code, exc.description or exc.name)
+        response = problem_response(exc.code or 500, code, exc.description or exc.name)
+        # Keep what the exception says about itself, such as Allow on a 405.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(ConnectionFailure)
     def _db_down(exc):

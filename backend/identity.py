@@ -14,7 +14,7 @@ USER_ID = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 
 def current_user():
-    user = request.headers.get(USER_HEADER) or current_app.config["DEFAULT_USER"]
+    user = request.headers.get(USER_HEADER, current_app.config["DEFAULT_USER"])
     if not USER_ID.fullmatch(user):
         raise Problem(400, "invalid_user", f"{USER_HEADER} must be 1-64 letters, digits or . _ @ -.")
     return user

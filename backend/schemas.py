@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from . import markdown
 
@@ -58,11 +58,19 @@ def valid_note_text(value):
     return value
 
 
-Date = Annotated[str, AfterValidator(valid_date)]
-Time = Annotated[str, AfterValidator(valid_time)]
-TaskText = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(valid_task_text)]
-NoteText = Annotated[str, Field(min_length=1, max_length=100_000), AfterValidator(valid_note_text)]
-ObjectIdText = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
+DATE_SCHEMA = {"type": "string", "format": "date", "examples": ["2020-03-19"]}
+Date = Annotated[str, AfterValidator(valid_date), WithJsonSchema(DATE_SCHEMA)]
+Time = Annotated[str, AfterValidator(valid_time),
+                 WithJsonSchema({"type": "string", "pattern": r"^([01]?\d|2[0-3]):[0-5]\d$", "examples": ["08:30"]})]
+TaskText = Annotated[str, Field(min_length=1, max_length=4000, examples=["Install Minikube (single-node Kubernetes)"]),
+                     AfterValidator(valid_task_text)]
+NoteText = Annotated[str, Field(min_length=1, max_length=100_000,
+                                examples=["#### Minikube\n`minikube start` : Start cluster  "]),
+                     AfterValidator(valid_note_text)]
+# JSON Schema counts 3.0 as an integer, so the API does too.
+Index = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v),
+                  Field(ge=0, description="position among the siblings; left out: last")]
+ObjectIdText = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$", examples=["6b06f6dca8c56bca20c5f048"])]
 
 
 class Body(BaseModel):
@@ -104,26 +112,28 @@ class DayIn(HoursIn):
 class TaskIn(Body):
     text: TaskText
     parent_id: Optional[ObjectIdText] = None
-    index: Optional[int] = Field(default=None, ge=0)
+    index: Optional[Index] = None
 
 
 class TaskPatch(Body):
-    text: Optional[TaskText] = None
-    done: Optional[bool] = None
+    """Fields left out keep their value; neither may be null."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    text: TaskText = None
+    done: bool = None
 
     @model_validator(mode="after")
     def _something(self):
         if not self.model_fields_set:
             raise ValueError("give text and/or done")
-        if "text" in self.model_fields_set and self.text is None or "done" in self.model_fields_set and self.done is None:
-            raise ValueError("text and done cannot be null")
         return self
 
 
 class TaskMove(Body):
     date: Optional[Date] = Field(description="the day to move to; null moves the task to the backlog")
     parent_id: Optional[ObjectIdText] = None
-    index: Optional[int] = Field(default=None, ge=0)
+    index: Optional[Index] = None
 
 
 class CarryIn(Body):
@@ -140,14 +150,10 @@ class NotePatch(Body):
 
 
 class RangeQuery(Query):
+    """Days from `from` to `to`, both included (a `to` before `from` selects nothing)."""
+
     date_from: Optional[Date] = Field(default=None, alias="from")
     date_to: Optional[Date] = Field(default=None, alias="to")
-
-    @model_validator(mode="after")
-    def _order(self):
-        if self.date_from and self.date_to and self.date_to < self.date_from:
-            raise ValueError("'to' must not be before 'from'")
-        return self
 
 
 class DaysQuery(RangeQuery):
@@ -161,3 +167,166 @@ class NotesQuery(Query):
 
 class ImportQuery(Query):
     mode: Literal["merge", "replace"]
+
+
+# --- responses (they document what the views return; schemathesis checks they agree) ---
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Counts(Out):
+    total: int
+    done: int
+
+
+class DaySummary(Out):
+    date: str = Field(json_schema_extra={"format": "date"}, examples=["2020-03-19"])
+    week: str = Field(examples=["2020-W12"])
+    start: Optional[str] = Field(examples=["08:30"])
+    end: Optional[str] = Field(examples=["16:30"])
+    minutes: int = Field(examples=[480])
+    heading: str = Field(examples=["## Dag 19.3.20 8:30 - 16:30"])
+    version: int
+
+
+class DayListItem(DaySummary):
+    counts: Counts
+
+
+class DayList(Out):
+    items: list[DayListItem]
+    next: Optional[str] = Field(description="pass as `after` for the next page; null on the last page")
+
+
+class Task(Out):
+    id: str
+    text: str = Field(examples=["Install Minikube (single-node Kubernetes)"])
+    done: bool
+    date: Optional[str] = Field(description="the day; null for a backlog item")
+    parent_id: Optional[str]
+    depth: int
+    created_at: str
+    done_at: Optional[str]
+    carried_from: Optional[str] = Field(description="the task this one was carried over from")
+    carried_to: Optional[str] = Field(description="the copy this task was carried over to")
+    carry_count: int
+    version: int
+
+
+class TaskNode(Task):
+    children: list["TaskNode"]
+
+
+class Note(Out):
+    id: str
+    text: str
+    date: Optional[str]
+    version: int
+
+
+class Day(DaySummary):
+    tasks: list[TaskNode]
+    notes: list[Note]
+    counts: Counts
+
+
+class CarryResult(Out):
+    from_: str = Field(alias="from")
+    to: str
+    carried: list[Task]
+
+
+class TaskTree(Out):
+    items: list[TaskNode]
+
+
+class NoteList(Out):
+    items: list[Note]
+
+
+class ImportResult(Out):
+    mode: Literal["merge", "replace"]
+    days: int
+    tasks: int
+    done: int
+    backlog: int
+    carried: int
+    notes: int
+
+
+class DayStats(Out):
+    date: str
+    week: str
+    minutes: int
+    tasks_done: int
+    carried_in: int
+
+
+class WeekStats(Out):
+    week: str
+    minutes: int
+    days: int
+    tasks_done: int
+
+
+class OpenDone(Out):
+    open: int
+    done: int
+    total: int
+
+
+class CarriedTask(Out):
+    id: str
+    text: str
+    carry_count: int
+    date: Optional[str]
+    done: bool
+
+
+class Carried(Out):
+    total: int
+    most_carried: list[CarriedTask]
+
+
+class Stats(Out):
+    from_: Optional[str] = Field(alias="from")
+    to: Optional[str]
+    days: list[DayStats]
+    weeks: list[WeekStats]
+    tasks: OpenDone
+    carried: Carried
+
+
+class FlagState(Out):
+    version: Optional[str] = Field(description="hash of the flag file in force")
+    error: Optional[str] = Field(description="why the last update of the file was rejected")
+
+
+class Flags(FlagState):
+    flags: dict[str, bool | str]
+
+
+class Health(Out):
+    status: Literal["ok"]
+
+
+class Ready(Out):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    cache: Literal["ok", "degraded", "disabled"]
+    flags: FlagState
+
+
+class FieldError(Out):
+    field: str
+    message: str
+
+
+class Problem(Out):
+    type: str
+    title: str
+    status: int
+    code: str = Field(examples=["invalid"])
+    detail: str
+    errors: Optional[list[FieldError]] = None

@@ -142,7 +142,7 @@ def test_carry_over_copies_unfinished_tasks_with_a_link_to_the_original(client):
     add_task(client, "2026-03-02", "open child", parent_id=parent["id"])
     client.patch(f"/api/v1/tasks/{done['id']}", json={"done": True})
     response = client.post("/api/v1/days/2026-03-02/carry-over", json={"to": "2026-03-03"})
-    assert_that(response.status_code, equal_to(201))
+    assert_that(response.status_code, equal_to(200))
     carried = day(client, "2026-03-03")["tasks"]
     assert_that(texts(carried), contains_exactly("open parent", "  open child"))
     assert_that(carried[0], has_entries(carried_from=parent["id"], carry_count=1, done=False))

@@ -1,0 +1,60 @@
+"""The OpenAPI document: it matches the routes, and schemathesis finds nothing against the live backend."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from hamcrest import assert_that, equal_to, has_key
+
+from backend.openapi import spec
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def served_operations(app):
+    return {(rule.rule.replace("<", "{").replace(">", "}"), method.lower())
+            for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+            for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+def documented_operations(document):
+    return {(path, method) for path, item in document["paths"].items() for method in item}
+
+
+def test_every_served_route_is_documented_and_every_documented_route_is_served(app):
+    assert_that(documented_operations(spec(app)), equal_to(served_operations(app)))
+
+
+def test_a_route_added_without_a_description_is_caught(app):
+    app.add_url_rule("/api/v1/undocumented", "undocumented", lambda: "")
+    assert served_operations(app) - documented_operations(spec(app)) == {("/api/v1/undocumented", "get")}
+
+
+def test_the_spec_is_served_as_openapi_3_1(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert_that(document["openapi"], equal_to("3.1.0"))
+    assert_that(document["components"]["schemas"], has_key("Problem"))
+
+
+def test_every_error_response_is_problem_json(app):
+    for path, item in spec(app)["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == ["application/problem+json"], (path, method, status)
+
+
+def test_schemathesis_finds_no_failure_against_the_live_backend(backend_server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(ROOT / "schemathesis.toml"),
+         "run", f"{backend_server.url}/api/v1/openapi.json", "--max-examples", "15",
+         "--seed", "20261125", "--workers", "2", "--no-shrink", "--header", "X-User-Id: schemathesis",
+         "--report", "junit", "--report-junit-path", str(ARTIFACTS / "schemathesis.xml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    summary = "\n".join(run.stdout.splitlines()[-30:])
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    generated = re.search(r"(\d+) generated", run.stdout)
+    print(f"schemathesis: {generated.group(0) if generated else summary}")
