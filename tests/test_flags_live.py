@@ -150,11 +150,11 @@ def test_every_gunicorn_worker_sees_a_kubelet_swap_within_two_seconds(gunicorn_b
     def read_only():
         # A new connection per request, many at once, so every worker answers some.
         return requests.get(f"{gunicorn_backend}/api/v1/flags", headers={"Connection": "close"},
-                            timeout=5).json()["flags"]["read_only"]
+                            timeout=30).json()["flags"]["read_only"]
 
     with ThreadPoolExecutor(12) as pool:
-        assert_that(all(pool.map(lambda _: not read_only(), range(60))), is_(True))
+        assert_that(all(pool.map(lambda _: not read_only(), range(36))), is_(True))
         volume.update({"flags.json": document(read_only="on")})
         swapped = time.monotonic()
-        until(lambda: all(pool.map(lambda _: read_only(), range(60))), timeout=5.0)
+        until(lambda: all(pool.map(lambda _: read_only(), range(36))), timeout=10.0)
     assert_that(time.monotonic() - swapped, less_than(2.0))
