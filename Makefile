@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export KYB_CACHE ?= $(HOME)/.cache/kyb
 
-.PHONY: help setup run test import-bench flags-bench clean
+.PHONY: help setup run test import-bench flags-bench images smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +21,13 @@ import-bench: setup  ## time the import of a generated 50,000-task journal into 
 
 flags-bench: setup  ## time kubelet-style flag swaps until every gunicorn worker sees them
 	@.venv/bin/python bench/flags_bench.py
+
+images:  ## build both images into Minikube (after `minikube start`)
+	minikube image build -t kyb-backend:0.1.0 -f docker/backend.Dockerfile .
+	minikube image build -t kyb-frontend:0.1.0 -f docker/frontend.Dockerfile .
+
+smoke:  ## end-to-end smoke test of a running stack: make smoke BASE_URL=http://127.0.0.1:8000
+	@.venv/bin/python scripts/smoke.py $(BASE_URL)
 
 clean:  ## remove the local data of `make run` (var/)
 	rm -rf var/

@@ -4,7 +4,7 @@ import sys
 import click
 from flask import Flask
 
-from . import api, cache, cli, config, db, errors, flags, health, logs
+from . import api, cache, cli, config, db, errors, flags, health, logs, ratelimit
 
 
 def create_app(test_config=None):
@@ -19,11 +19,12 @@ def create_app(test_config=None):
     # Under the flask CLI stdout carries the command's output (an export), so logs go to stderr.
     in_cli = click.get_current_context(silent=True) is not None
     logs.setup(app.config["LOG_LEVEL"], sys.stderr if in_cli else None)
+    logs.init_app(app)  # first, so every request has its id before anything can refuse it
     db.init_app(app)
     cache.init_app(app)
     flags.init_app(app)
+    ratelimit.init_app(app)
     errors.init_app(app)
-    logs.init_app(app)
     cli.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

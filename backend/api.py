@@ -53,10 +53,11 @@ def if_match():
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise Problem(412, "version_mismatch", "If-Match must be an ETag this API gave out.")
-    return int(value)
+    value = header.strip().removeprefix("W/")
+    if not (len(value) > 2 and value[0] == value[-1] == '"' and value[1:-1].isdigit()):
+        raise Problem(400, "invalid", 'If-Match must be an ETag this API gave out, like "3".',
+                      [{"field": "If-Match", "message": "not an entity tag"}])
+    return int(value[1:-1])
 
 
 def with_etag(payload, status=200):
@@ -155,10 +156,10 @@ def delete_task(task_id):
 
 
 @bp.post("/tasks/<task_id>/move")
-@doc("Move a task with its sub-tasks", "tasks", body=schemas.TaskMove, response=schemas.Task, etag=True, description="Reorder (`index`), nest (`parent_id`), unnest (`parent_id: null`), move to another day (`date`) or to the backlog (`date: null`).")
+@doc("Move a task with its sub-tasks", "tasks", body=schemas.TaskMove, response=schemas.Task, etag=True, if_match=True, description="Reorder (`index`), nest (`parent_id`), unnest (`parent_id: null`), move to another day (`date`, made if missing) or to the backlog (`date: null`).")
 def move_task(task_id):
     data = body(schemas.TaskMove)
-    return with_etag(journal.move_task(current_user(), task_id, data.date, data.parent_id, data.index))
+    return with_etag(journal.move_task(current_user(), task_id, data.date, data.parent_id, data.index, if_match()))
 
 
 @bp.get("/backlog")

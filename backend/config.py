@@ -14,6 +14,7 @@ SETTINGS = {
     "REDIS_URL": ("redis://127.0.0.1:6379/0", str),
     "REDIS_TIMEOUT_MS": ("50", int),
     "CACHE_TTL_SECONDS": ("300", int),
+    "RATE_LIMIT": ("600 per minute", str),
     "DEFAULT_USER": ("demo", str),
     "MAX_IMPORT_BYTES": (str(8 * MIB), int),
     "FLAGS_FILE": ("config/flags.json", str),

@@ -10,6 +10,8 @@ Reads that are cached go through `cache.get_or_load`; every write ends by
 invalidating the generations of what it changed.
 """
 import datetime as dt
+import random
+import time
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -25,6 +27,8 @@ STEP = 1024.0  # gap between positions written in one go; inserts bisect it
 MIN_GAP = 1e-3  # below this, a user's positions are renumbered before inserting
 BLOCK_COLLECTIONS = ("days", "tasks", "notes")
 INDENT = "    "
+RETRIES = 50  # attempts of a write without If-Match that keeps losing races
+ABANDONED_CLAIM = dt.timedelta(seconds=30)
 
 
 def now():
@@ -139,9 +143,16 @@ def _day_doc(user, date):
     return day
 
 
+def day_version():
+    """A fresh version for a day: its ETag must never repeat, but many writers change a
+    day's tasks at once and FerretDB cannot increment atomically, so it is the time in ns."""
+    return time.time_ns()
+
+
 def _touch_day(day_id):
+    """A new version of the day (its ETag) after a change to its tasks or notes."""
     if day_id is not None:
-        get_db().days.update_one({"_id": day_id}, {"$inc": {"version": 1}, "$set": {"updated_at": now()}})
+        get_db().days.update_one({"_id": day_id}, {"$set": {"version": day_version(), "updated_at": now()}})
 
 
 def _task_json(task):
@@ -260,7 +271,7 @@ def create_day(user, date, start=None, end=None):
     day = {
         "_id": ObjectId(), "user_id": user, "date": date, "week": iso_week(date), "start": start, "end": end,
         "minutes": minutes_between(start, end), "heading": markdown.day_heading(date, start, end),
-        "pos": heading_pos, "version": 1, "created_at": stamp, "updated_at": stamp,
+        "pos": heading_pos, "version": day_version(), "created_at": stamp, "updated_at": stamp,
     }
     try:
         db.days.insert_one(day)
@@ -272,18 +283,11 @@ def create_day(user, date, start=None, end=None):
 
 
 def change_hours(user, date, start, end, if_match=None):
-    day = _day_doc(user, date)
-    _check_version(day, if_match)
-    heading = markdown.with_hours(day["heading"], start, end)
-    result = get_db().days.update_one(
-        {"_id": day["_id"], "version": day["version"]},
-        {"$set": {"start": start, "end": end, "minutes": minutes_between(start, end), "heading": heading,
-                  "updated_at": now()}, "$inc": {"version": 1}},
-    )
-    if result.matched_count == 0:
-        raise _stale()
+    day = versioned_write("days", _day_doc(user, date), lambda d: {
+        "start": start, "end": end, "minutes": minutes_between(start, end),
+        "heading": markdown.with_hours(d["heading"], start, end), "updated_at": now()}, if_match)
     _invalidate(user, [date])
-    return _day_summary(get_db().days.find_one({"_id": day["_id"]}))
+    return _day_summary(day)
 
 
 def delete_day(user, date):
@@ -296,13 +300,58 @@ def delete_day(user, date):
     _invalidate(user, [date])
 
 
-def _check_version(doc, if_match):
-    if if_match is not None and if_match != doc["version"]:
-        raise _stale()
-
-
 def _stale():
     return Problem(412, "version_mismatch", "The resource changed since you read it; read it again and retry.")
+
+
+def _claim(collection, doc):
+    """Win the one right to replace this version of `doc`; False if another writer has it.
+
+    FerretDB 1.24 does not make update_one's filter-and-write atomic (twenty writers
+    matching the same version all "succeed"), while a duplicate `_id` insert fails
+    atomically there as on MongoDB. So a versioned write first inserts the claim
+    "collection:id:version", then checks the document is still at that version (only
+    the claim's holder can move it on), and drops its claim once the write is done.
+    """
+    claims = get_db().claims
+    key = f"{collection}:{doc['_id']}:{doc['version']}"
+    try:
+        claims.insert_one({"_id": key, "at": now()})
+    except DuplicateKeyError:
+        # A claim older than any write takes was left by a process that died mid-write.
+        claims.delete_one({"_id": key, "at": {"$lt": now() - ABANDONED_CLAIM}})
+        return None
+    current = get_db()[collection].find_one({"_id": doc["_id"]}, {"version": 1})
+    if current is None or current["version"] != doc["version"]:
+        claims.delete_one({"_id": key})
+        return None
+    return key
+
+
+def versioned_write(collection, doc, make_update, if_match=None):
+    """Apply make_update(doc) -> {field: value} as the next version of `doc`.
+
+    With `if_match`, only if `doc` is still at that version (else 412); without,
+    a lost race re-reads the document and tries again. Returns the new document.
+    """
+    db = get_db()
+    for _ in range(RETRIES):
+        if if_match is not None and if_match != doc["version"]:
+            raise _stale()
+        changes = make_update(doc)
+        if not changes:
+            return doc
+        claim = _claim(collection, doc)
+        if claim:
+            changes["version"] = day_version() if collection == "days" else doc["version"] + 1
+            db[collection].update_one({"_id": doc["_id"]}, {"$set": changes})
+            db.claims.delete_one({"_id": claim})
+            return dict(doc, **changes)
+        time.sleep(random.uniform(0.001, 0.01))  # let the winner write before reading again
+        doc = db[collection].find_one({"_id": doc["_id"]})
+        if doc is None:
+            raise not_found(collection[:-1])
+    raise Problem(409, "busy", "Too many writers at once; try again.")
 
 
 # --- tasks -------------------------------------------------------------------------
@@ -408,21 +457,20 @@ def get_task(user, task_id):
 
 def update_task(user, task_id, changes, if_match=None):
     """Change a task's text and/or done flag, optionally only if it is at version if_match."""
-    task = _task_doc(user, task_id)
-    _check_version(task, if_match)
-    update = {}
-    if "text" in changes:
-        update["text"] = changes["text"]
-    if "done" in changes and changes["done"] != task["done"]:
-        update.update(done=changes["done"], done_at=now() if changes["done"] else None)
-    if update:
-        result = get_db().tasks.update_one({"_id": task["_id"], "version": task["version"]},
-                                           {"$set": update, "$inc": {"version": 1}})
-        if result.matched_count == 0:
-            raise _stale()
+    def update(task):
+        fields = {}
+        if "text" in changes:
+            fields["text"] = changes["text"]
+        if "done" in changes and changes["done"] != task["done"]:
+            fields.update(done=changes["done"], done_at=now() if changes["done"] else None)
+        return fields
+
+    before = _task_doc(user, task_id)
+    task = versioned_write("tasks", before, update, if_match)
+    if task is not before:
         _touch_day(task.get("day_id"))
         _invalidate(user, [task.get("date")])
-    return get_task(user, task_id)
+    return _task_json(task)
 
 
 def delete_task(user, task_id):
@@ -437,10 +485,15 @@ def delete_task(user, task_id):
     return len(ids)
 
 
-def move_task(user, task_id, date, parent_id=None, index=None):
-    """Move a task with its subtree: to another day or the backlog (date None), under
-    another parent or to the top level, at child position `index` (None: last)."""
+def move_task(user, task_id, date, parent_id=None, index=None, if_match=None):
+    """Move a task with its subtree: to another day (made if missing) or the backlog
+    (date None), under another parent or to the top level, at child position `index`
+    (None: last); only if the task is at version `if_match`, when given."""
     task = _task_doc(user, task_id)
+    if if_match is not None and if_match != task["version"]:
+        raise _stale()
+    if date and get_db().days.find_one({"user_id": user, "date": date}) is None:
+        create_day(user, date)
     source = _list_tasks(user, task.get("day_id"))
     start = next(i for i, t in enumerate(source) if t["_id"] == task["_id"])
     moving = _subtree(source, start)
@@ -468,7 +521,7 @@ def move_task(user, task_id, date, parent_id=None, index=None):
                   "depth": t["depth"] + depth_shift, "indent": placement["indent"] + rest}
         if t["_id"] == task["_id"]:
             fields["parent_id"] = placement["parent_id"]
-        writes.append(UpdateOne({"_id": t["_id"]}, {"$set": fields, "$inc": {"version": 1}}))
+        writes.append(UpdateOne({"_id": t["_id"]}, {"$set": dict(fields, version=t["version"] + 1)}))
     get_db().tasks.bulk_write(writes, ordered=True)
     _touch_day(task.get("day_id"))
     _touch_day(placement["day_id"])
@@ -508,8 +561,8 @@ def carry_over(user, date, to_date):
         copies.append(copy)
     db = get_db()
     db.tasks.insert_many([compact(c) for c in copies], ordered=True)
-    db.tasks.bulk_write([UpdateOne({"_id": c["carried_from"]}, {"$set": {"carried_to": c["_id"]},
-                                                                 "$inc": {"version": 1}}) for c in copies])
+    for copy, original in zip(copies, open_tasks):
+        versioned_write("tasks", original, lambda t, copy=copy: {"carried_to": copy["_id"]})
     _touch_day(source_day["_id"])
     _touch_day(target_day["_id"])
     _invalidate(user, [date, to_date])
@@ -565,15 +618,11 @@ def get_note(user, note_id):
 
 
 def update_note(user, note_id, text, if_match=None):
-    note = _note_doc(user, note_id)
-    _check_version(note, if_match)
-    result = get_db().notes.update_one({"_id": note["_id"], "version": note["version"]},
-                                       {"$set": {"text": text, "updated_at": now()}, "$inc": {"version": 1}})
-    if result.matched_count == 0:
-        raise _stale()
+    note = versioned_write("notes", _note_doc(user, note_id), lambda n: {"text": text, "updated_at": now()},
+                           if_match)
     _touch_day(note.get("day_id"))
     _invalidate(user, [note.get("date")])
-    return get_note(user, note_id)
+    return _note_json(note)
 
 
 def delete_note(user, note_id):
@@ -604,7 +653,7 @@ def _documents(user, parsed, base, existing_days):
             days.append({"_id": ids[i], "user_id": user, "date": block["date"], "week": iso_week(block["date"]),
                          "start": block["start"], "end": block["end"],
                          "minutes": minutes_between(block["start"], block["end"]), "heading": block["heading"],
-                         "pos": pos, "version": 1, "created_at": stamp, "updated_at": stamp})
+                         "pos": pos, "version": day_version(), "created_at": stamp, "updated_at": stamp})
         else:
             day_id, date = day_of.get(block["day"], (None, None))
             doc = {"_id": ids[i], "user_id": user, "text": block["text"], "day_id": day_id, "date": date,
@@ -649,7 +698,9 @@ def import_markdown(user, text, mode):
         raise Problem(400, "invalid_markdown", f"{exc}{where}") from None
     db = get_db()
     ensure_user(user, parsed["newline"], parsed["final_newline"])
+    replaced = []
     if mode == "replace":
+        replaced = db.days.distinct("date", {"user_id": user})
         for name in BLOCK_COLLECTIONS:
             db[name].delete_many({"user_id": user})
         db.users.update_one({"user_id": user}, {"$set": {"newline": parsed["newline"],
@@ -662,8 +713,8 @@ def import_markdown(user, text, mode):
     for name, docs in (("days", days), ("tasks", tasks), ("notes", notes)):
         if docs:
             db[name].insert_many([compact(d) for d in docs], ordered=False)
-    get_cache().invalidate([user_gen(user)] + [day_gen(user, d) for d in
-                                               {t["date"] for t in tasks + notes if t["date"]} | {d["date"] for d in days}])
+    changed = {t["date"] for t in tasks + notes if t["date"]} | {d["date"] for d in days} | set(replaced)
+    get_cache().invalidate([user_gen(user)] + [day_gen(user, d) for d in changed])
     return {
         "mode": mode, "days": len(days), "tasks": len(tasks), "done": sum(t["done"] for t in tasks),
         "backlog": sum(1 for t in tasks if t["day_id"] is None),

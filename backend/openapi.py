@@ -17,6 +17,7 @@ ERROR_TEXT = {
     412: "`If-Match` names a version that is no longer current.",
     413: "The body is too large.",
     415: "The body has the wrong media type.",
+    429: "Too many requests from this user; `Retry-After` says when to try again.",
     503: "The database is unreachable, or the journal is read-only (flag `read_only`).",
 }
 PATH_PARAMS = {
@@ -72,7 +73,7 @@ def _parameters(rule, info):
     if info["if_match"]:
         params.append({"name": "If-Match", "in": "header", "required": False,
                        "description": "only change it if it is still at this version (an ETag)",
-                       "schema": {"type": "string"}})
+                       "schema": {"type": "string", "pattern": '^(\\*|(W/)?"[0-9]+")$'}})
     if info["tag"] != "health":
         params.append({"name": "X-User-Id", "in": "header", "required": False,
                        "description": "whose journal (until sign-in); default DEFAULT_USER",
@@ -87,7 +88,7 @@ def _operation(rule, info, refs):
         op["description"] = info["description"]
     errors = set(info["errors"]) | {503}
     if info["tag"] != "health":
-        errors.add(400)  # a malformed X-User-Id
+        errors |= {400, 429}  # a malformed X-User-Id; the per-user rate limit
     if rule.arguments:
         errors |= {400, 404} if "date" in rule.arguments else {404}
     if info["query"] is not None:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Start the whole stack locally: FerretDB and redis-server (unless MONGODB_URI /
-# REDIS_URL point elsewhere), then the backend under gunicorn. Ctrl-C stops it all.
+# REDIS_URL point elsewhere), then the backend and the frontend under gunicorn.
+# Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${KYB_CACHE:-$HOME/.cache/kyb}"
 FERRETDB_PORT="${FERRETDB_PORT:-27018}"
 REDIS_PORT="${REDIS_PORT:-6380}"
 BACKEND_PORT="${BACKEND_PORT:-8000}"
+FRONTEND_PORT="${FRONTEND_PORT:-8080}"
 mkdir -p var/ferretdb var/redis var/log
 
 pids=()
@@ -47,10 +49,15 @@ fi
 PORT="$BACKEND_PORT" .venv/bin/gunicorn -c config/gunicorn.conf.py "backend:create_app()" &
 pids+=($!)
 wait_port "$BACKEND_PORT" backend
+PORT="$FRONTEND_PORT" BACKEND_URL="http://127.0.0.1:$BACKEND_PORT" \
+  .venv/bin/gunicorn -c config/gunicorn.conf.py "frontend:create_app()" &
+pids+=($!)
+wait_port "$FRONTEND_PORT" frontend
 
 cat <<MSG
 
 kyb is running (Ctrl-C stops everything):
+  web UI        http://127.0.0.1:$FRONTEND_PORT/
   backend API   http://127.0.0.1:$BACKEND_PORT/api/v1/days
   health        http://127.0.0.1:$BACKEND_PORT/readyz
   MongoDB       $MONGODB_URI

@@ -46,9 +46,12 @@ class Server:
         self.argv, self.port, self.log_path = argv, port, log_path
         self.process = None
 
+    env = None
+    cwd = Path(__file__).resolve().parents[1]
+
     def start(self):
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
         log.close()
         wait_for_port(self.port, self.process)
         return self
@@ -82,3 +85,16 @@ def redis(data_dir, port=None):
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", str(data_dir)]
     return Server(argv, port, data_dir / "redis.log")
+
+
+def gunicorn(app, env, log_path, workers=3):
+    """`app:create_app()` under gunicorn with `workers` workers, as the images run it (not started)."""
+    import sys
+
+    port = free_port()
+    full_env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY=str(workers), **env)
+    argv = [str(Path(sys.executable).with_name("gunicorn")), "-c", "config/gunicorn.conf.py", f"{app}:create_app()"]
+    server = Server(argv, port, log_path)
+    server.env = full_env
+    server.url = f"http://127.0.0.1:{port}"
+    return server

@@ -103,9 +103,11 @@ def backend_server(mongodb_uri, redis_server, redis_url, tmp_path_factory):
     """The backend under gunicorn on a database of its own, for one test module."""
     if redis_server.process is None:  # a cache test may have stopped it
         redis_server.start()
+    # Cache keys name the user, not the database: entries of an earlier module must go.
+    redis_lib.Redis.from_url(redis_url).flushdb()
     name = f"kyb_stack_{uuid.uuid4().hex[:12]}"
     server = AppServer("backend", {"MONGODB_URI": database_uri(mongodb_uri, name), "REDIS_URL": redis_url,
-                                   "LOG_LEVEL": "WARNING"},
+                                   "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000 per minute"},
                        tmp_path_factory.mktemp("backend") / "backend.log")
     server.database = name
     yield server

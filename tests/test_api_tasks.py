@@ -200,3 +200,20 @@ def test_tasks_of_another_user_are_not_found(client):
                 equal_to(404))
     assert_that(client.delete(f"/api/v1/tasks/{task['id']}", headers=other).status_code, equal_to(404))
     assert_that(client.get(f"/api/v1/tasks/{task['id']}").get_json()["done"], is_(False))
+
+
+def test_moving_a_task_to_a_day_not_yet_written_makes_the_day(client):
+    create_day(client, "2026-03-02")
+    task = add_task(client, "2026-03-02", "tomorrow")
+    moved = client.post(f"/api/v1/tasks/{task['id']}/move", json={"date": "2026-03-05"})
+    assert_that(moved.status_code, equal_to(200))
+    assert_that(texts(day(client, "2026-03-05")["tasks"]), contains_exactly("tomorrow"))
+
+
+def test_a_move_with_a_stale_if_match_is_refused(client):
+    create_day(client, "2026-03-02")
+    task = add_task(client, "2026-03-02", "a")
+    client.patch(f"/api/v1/tasks/{task['id']}", json={"done": True})
+    stale = client.post(f"/api/v1/tasks/{task['id']}/move", json={"date": None}, headers={"If-Match": '"1"'})
+    assert_that(stale.status_code, equal_to(412))
+    assert_that(client.get("/api/v1/backlog").get_json()["items"], has_length(0))

@@ -2,7 +2,7 @@ import pytest
 from hamcrest import (assert_that, contains_string, equal_to, greater_than_or_equal_to, has_entries, has_item,
                       is_not, less_than)
 
-from tests.api import add_task, create_day, import_seed
+from tests.api import SEED, add_task, create_day, import_seed
 from tests.servers import free_port
 
 PROBLEM = "application/problem+json"
@@ -134,3 +134,24 @@ def test_every_response_carries_a_request_id(client):
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert_that(response.headers["X-Request-ID"], equal_to("abc-123"))
     assert_that(len(client.get("/healthz").headers["X-Request-ID"]), greater_than_or_equal_to(16))
+
+
+def test_hostile_bodies_get_a_clear_4xx_quickly_and_change_nothing(client):
+    import time
+
+    import_seed(client)
+    tabs = "".join("\t" * n + "- [ ] x\n" for n in range(2500))  # 2,500 nesting levels, 3 MB
+    cases = [
+        (client.post, "/api/v1/days", {"data": b"{" + b" " * (10 * 1024 * 1024) + b"}",
+                                       "content_type": "application/json"}, 413),
+        (client.post, "/api/v1/import?mode=replace", {"data": b"x" * (50 * 1024 * 1024),
+                                                      "content_type": "text/markdown"}, 413),
+        (client.post, "/api/v1/import?mode=replace", {"data": tabs.encode(), "content_type": "text/markdown"}, 400),
+        (client.post, "/api/v1/days", {"data": b'{"date": "\xc3\x28"}', "content_type": "application/json"}, 400),
+    ]
+    for call, path, kwargs, status in cases:
+        started = time.monotonic()
+        response = call(path, **kwargs)
+        assert_that((path, response.status_code), equal_to((path, status)))
+        assert_that(time.monotonic() - started, less_than(5.0))
+    assert_that(client.get("/api/v1/export").data, equal_to(SEED))

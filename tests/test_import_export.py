@@ -94,3 +94,10 @@ def test_the_cli_imports_a_file_and_exports_it_again(mongodb_uri, database_name,
     ranged = subprocess.run(flask + ["export", "--user", "cli", "--from", "2020-03-23"], cwd=root, env=env,
                             capture_output=True, check=True)
     assert_that(ranged.stdout.decode(), starts_with("## Dag 23.3.20 kl 9:00\n"))
+
+
+def test_a_replace_import_leaves_no_cached_view_of_the_days_it_dropped(client):
+    create_day(client, "2026-10-10")
+    assert_that(client.get("/api/v1/days/2026-10-10").status_code, equal_to(200))  # now cached
+    import_seed(client, mode="replace")
+    assert_that(client.get("/api/v1/days/2026-10-10").status_code, equal_to(404))
