@@ -4,7 +4,7 @@ import sys
 import click
 from flask import Flask
 
-from . import api, cache, cli, config, db, errors, flags, health, logs, ratelimit
+from . import api, cache, cli, config, db, errors, flags, health, identity, logs, ratelimit
 
 
 def create_app(test_config=None):
@@ -23,6 +23,7 @@ def create_app(test_config=None):
     db.init_app(app)
     cache.init_app(app)
     flags.init_app(app)
+    identity.init_app(app)
     ratelimit.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

@@ -4,7 +4,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from . import journal, schemas, stats
 from .flags import get_flags
 from .errors import Problem
-from .identity import current_user
+from .identity import current_email, current_roles, current_user
 from .openapi import doc, spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -17,13 +17,18 @@ FEATURES = {"markdown_import": "Markdown import", "stats": "Statistics", "carry_
 @bp.before_request
 def refuse_writes_when_read_only():
     """The `read_only` kill switch: every write answers 503, reads go on."""
-    if request.method in WRITES and get_flags().value("read_only", current_user()):
+    if request.method in WRITES and flag("read_only"):
         raise Problem(503, "read_only", "The journal is read-only for maintenance right now; reading still works.")
+
+
+def flag(name):
+    """A flag's value for the caller: targeting sees their id, email and roles."""
+    return get_flags().value(name, current_user(), current_email(), current_roles())
 
 
 def require(feature):
     """Refuse a request for a feature whose flag is off for this user."""
-    if not get_flags().value(feature, current_user()):
+    if not flag(feature):
         raise Problem(403, "feature_off", f"{FEATURES[feature]} is switched off (flag {feature}).")
 
 
@@ -247,9 +252,12 @@ def journal_stats():
 @bp.get("/flags")
 @doc("The feature flags as they apply to the caller", "flags", response=schemas.Flags)
 def flags():
-    """The flags as they apply to the caller, and the state of the flag file."""
+    """The flags as they apply to the caller; for admins also the state of the flag file."""
     state = get_flags()
-    return jsonify({"flags": state.all_for(current_user()), **state.status()})
+    body = {"flags": state.all_for(current_user(), current_email(), current_roles())}
+    if "admin" in current_roles():
+        body.update(state.status())
+    return jsonify(body)
 
 
 @bp.get("/openapi.json")

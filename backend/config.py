@@ -16,6 +16,12 @@ SETTINGS = {
     "CACHE_TTL_SECONDS": ("300", int),
     "RATE_LIMIT": ("600 per minute", str),
     "DEFAULT_USER": ("demo", str),
+    # Sign-in: tokens must come from this issuer for this audience; keys from the JWKS URL
+    # (default: Keycloak's, under the issuer). The manifests set AUTH_DEV_USER_HEADER false.
+    "OIDC_ISSUER": ("", str),
+    "OIDC_AUDIENCE": ("kyb-backend", str),
+    "OIDC_JWKS_URL": ("", str),
+    "AUTH_DEV_USER_HEADER": ("false", lambda v: v.lower() in ("1", "true", "yes")),
     "MAX_IMPORT_BYTES": (str(8 * MIB), int),
     "FLAGS_FILE": ("config/flags.json", str),
     "LOG_LEVEL": ("INFO", str),

@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 
 TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    429: "Too Many Requests",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
@@ -30,9 +33,10 @@ TITLES = {
 class Problem(Exception):
     """An error the client should see: status, a code word and a message."""
 
-    def __init__(self, status, code, detail, errors=None):
+    def __init__(self, status, code, detail, errors=None, headers=None):
         super().__init__(detail)
         self.status, self.code, self.detail, self.errors = status, code, detail, errors
+        self.headers = headers or {}
 
 
 def not_found(what):
@@ -67,7 +71,9 @@ def validation_errors(exc):
 def init_app(app):
     @app.errorhandler(Problem)
     def _problem(exc):
-        return problem_response(exc.status, exc.code, exc.detail, exc.errors)
+        response = problem_response(exc.status, exc.code, exc.detail, exc.errors)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(ValidationError)
     def _invalid(exc):

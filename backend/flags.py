@@ -347,19 +347,17 @@ class Flags:
         openfeature.set_provider(FlagFileProvider(self.file), domain)
         self.client = openfeature.get_client(domain)
 
-    def _context(self, user):
-        return EvaluationContext(targeting_key=user, attributes={"user_id": user})
-
-    def value(self, key, user):
+    def value(self, key, user, email=None, roles=()):
         """One flag for one user (through the SDK); a request asks only for what it needs."""
         default = DEFAULTS[key]
-        context = self._context(user)
+        context = EvaluationContext(targeting_key=user,
+                                    attributes={"user_id": user, "email": email or "", "roles": list(roles)})
         if isinstance(default, bool):
             return self.client.get_boolean_value(key, default, context)
         return self.client.get_string_value(key, default, context)
 
-    def all_for(self, user):
-        return {key: self.value(key, user) for key in DEFAULTS}
+    def all_for(self, user, email=None, roles=()):
+        return {key: self.value(key, user, email, roles) for key in DEFAULTS}
 
     def status(self):
         self.file.current()

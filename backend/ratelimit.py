@@ -7,12 +7,16 @@ shared, until Redis answers again. The probes are never limited.
 from flask import request
 from flask_limiter import Limiter
 
-from .identity import USER_HEADER
+from .errors import Problem
+from .identity import current_user
 
 
 def _caller():
-    # The raw header is enough to tell callers apart; views validate it.
-    return request.headers.get(USER_HEADER) or request.remote_addr or "anonymous"
+    """The signed-in user; a caller who cannot be identified is counted by address."""
+    try:
+        return "user:" + current_user()
+    except Problem:
+        return "addr:" + (request.remote_addr or "unknown")
 
 
 def init_app(app):

@@ -303,8 +303,10 @@ class FlagState(Out):
     error: Optional[str] = Field(description="why the last update of the file was rejected")
 
 
-class Flags(FlagState):
+class Flags(Out):
     flags: dict[str, bool | str]
+    version: Optional[str] = Field(default=None, description="admins only: hash of the flag file in force")
+    error: Optional[str] = Field(default=None, description="admins only: why the last update was rejected")
 
 
 class Health(Out):

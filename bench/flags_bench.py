@@ -60,7 +60,8 @@ def main():
         volume = ConfigMapVolume(Path(tmp) / "flags", {"flags.json": flag_document(False)})
         port = free_port()
         env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY=str(WORKERS), REDIS_URL="", LOG_LEVEL="WARNING",
-                   FLAGS_FILE=str(volume.root / "flags.json"), RATE_LIMIT="100000 per minute")
+                   FLAGS_FILE=str(volume.root / "flags.json"), RATE_LIMIT="100000 per minute",
+                   AUTH_DEV_USER_HEADER="true")
         server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
                                    "backend:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)

@@ -46,7 +46,8 @@ if [ -z "${REDIS_URL+set}" ]; then
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 fi
 
-PORT="$BACKEND_PORT" .venv/bin/gunicorn -c config/gunicorn.conf.py "backend:create_app()" &
+# Until the frontend signs users in, the local stack trusts X-User-Id (a development setting).
+PORT="$BACKEND_PORT" AUTH_DEV_USER_HEADER="${AUTH_DEV_USER_HEADER:-true}" .venv/bin/gunicorn -c config/gunicorn.conf.py "backend:create_app()" &
 pids+=($!)
 wait_port "$BACKEND_PORT" backend
 PORT="$FRONTEND_PORT" BACKEND_URL="http://127.0.0.1:$BACKEND_PORT" \

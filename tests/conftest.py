@@ -88,7 +88,7 @@ def app(mongodb_uri, redis_server, redis_url, database_name, app_config):
     client = MongoClient(mongodb_uri)
     redis_lib.Redis.from_url(redis_url).flushdb()
     app = create_app({"MONGODB_URI": database_uri(mongodb_uri, database_name), "REDIS_URL": redis_url,
-                      "TESTING": True, **app_config})
+                      "TESTING": True, "AUTH_DEV_USER_HEADER": True, **app_config})
     yield app
     app.extensions["kyb.mongo"].close()
     client.drop_database(database_name)

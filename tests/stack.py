@@ -107,7 +107,8 @@ def backend_server(mongodb_uri, redis_server, redis_url, tmp_path_factory):
     redis_lib.Redis.from_url(redis_url).flushdb()
     name = f"kyb_stack_{uuid.uuid4().hex[:12]}"
     server = AppServer("backend", {"MONGODB_URI": database_uri(mongodb_uri, name), "REDIS_URL": redis_url,
-                                   "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000 per minute"},
+                                   "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000 per minute",
+                                   "AUTH_DEV_USER_HEADER": "true"},
                        tmp_path_factory.mktemp("backend") / "backend.log")
     server.database = name
     yield server

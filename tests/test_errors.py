@@ -119,6 +119,7 @@ def test_an_unreachable_database_is_a_quick_503(redis_url):
     from backend import create_app
 
     app = create_app({"MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/kyb", "MONGODB_TIMEOUT_MS": 300,
+                      "AUTH_DEV_USER_HEADER": True,
                       "REDIS_URL": redis_url})
     client = app.test_client()
     started = time.monotonic()

@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from hamcrest import assert_that, equal_to, greater_than, less_than
+from hamcrest import assert_that, equal_to, greater_than
 
 from tests.conftest import database_uri
-from tests.servers import gunicorn, wait_for_port
+from tests.servers import gunicorn
 
 
 @pytest.fixture
@@ -19,7 +19,8 @@ def backend(mongodb_uri, redis_server, redis_url, database_name, tmp_path):
         redis_server.start()
     server = gunicorn("backend", {"MONGODB_URI": database_uri(mongodb_uri, database_name), "REDIS_URL": redis_url,
                                   "LOG_LEVEL": "WARNING", "MONGODB_TIMEOUT_MS": "1000",
-                                  "RATE_LIMIT": "100000 per minute"}, tmp_path / "backend.log")
+                                  "RATE_LIMIT": "100000 per minute", "AUTH_DEV_USER_HEADER": "true"},
+                     tmp_path / "backend.log")
     server.start()
     wait_ready(server.url)
     yield server
@@ -164,7 +165,8 @@ def test_stopping_the_database_under_load_answers_quick_503s_and_loses_no_acknow
 
     uri = f"mongodb://127.0.0.1:{own_database.port}/kyb_fault"
     server = gunicorn("backend", {"MONGODB_URI": uri, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
-                                  "MONGODB_TIMEOUT_MS": "500", "RATE_LIMIT": "100000 per minute"}, tmp_path / "backend.log")
+                                  "MONGODB_TIMEOUT_MS": "500", "RATE_LIMIT": "100000 per minute",
+                                  "AUTH_DEV_USER_HEADER": "true"}, tmp_path / "backend.log")
     server.start()
     try:
         wait_ready(server.url)

@@ -137,7 +137,7 @@ def gunicorn_backend(volume, mongodb_uri, redis_url, database_name):
     port = free_port()
     env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="3", MONGODB_URI=database_uri(mongodb_uri, database_name),
                REDIS_URL=redis_url, FLAGS_FILE=str(volume.root / "flags.json"), LOG_LEVEL="WARNING",
-               RATE_LIMIT="100000 per minute")
+               RATE_LIMIT="100000 per minute", AUTH_DEV_USER_HEADER="true")
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
                                 "backend:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -479,17 +479,24 @@ def test_the_flags_configmap_is_config_flags_json_under_a_fixed_name():
     assert_that(json.loads(flags["data"]["flags.json"]), equal_to(json.loads(source)))
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_flags_come_from_a_directory_mount_and_settings_from_a_hashed_configmap(app):
+def test_the_backend_reads_flags_from_a_directory_mount():
+    # The frontend asks the backend for flags (GET /api/v1/flags); only the backend mounts them.
     rendering = render("default")
-    template = rendering.named("Deployment", app)["spec"]["template"]
+    template = rendering.named("Deployment", "backend")["spec"]["template"]
     flags_volume = next(volume["name"] for volume in template["spec"]["volumes"]
                         if volume.get("configMap", {}).get("name") == "kyb-flags")
     mount = next(m for m in containers(template)[0]["volumeMounts"] if m["name"] == flags_volume)
-    settings = [s["configMapRef"]["name"] for s in containers(template)[0]["envFrom"] if "configMapRef" in s]
 
     assert_that(mount["mountPath"], equal_to(FLAGS_DIR))
-    assert_that(env_values(rendering, app)["FLAGS_FILE"], equal_to(f"{FLAGS_DIR}/flags.json"))
+    assert_that(mount.get("subPath"), equal_to(None))
+    assert_that(env_values(rendering, "backend")["FLAGS_FILE"], equal_to(f"{FLAGS_DIR}/flags.json"))
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_settings_come_from_a_hashed_configmap(app):
+    template = render("default").named("Deployment", app)["spec"]["template"]
+    settings = [s["configMapRef"]["name"] for s in containers(template)[0]["envFrom"] if "configMapRef" in s]
+
     assert_that(settings, equal_to([settings[0]]))
     assert_that(settings[0], starts_with(f"{app}-settings-"))
 

@@ -1,12 +1,11 @@
 """Journal Markdown: parse into blocks, render back byte-identically."""
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
 from hamcrest import (assert_that, calling, contains_exactly, contains_string, equal_to, greater_than_or_equal_to,
-                      has_entries, has_item, has_length, has_properties, instance_of, is_, less_than, none, raises)
+                      has_entries, has_item, has_length, has_properties, instance_of, is_, none, raises)
 
 from backend.markdown import MAX_DEPTH, MarkdownError, day_heading, parse, parse_day_heading, render, with_hours
 
@@ -430,14 +429,9 @@ def test_a_huge_single_line_parses_and_round_trips():
     assert_that(round_trip(text) == text, is_(True))
 
 
-def test_a_50000_task_file_parses_in_well_under_a_second():
+def test_a_50000_task_file_parses_to_50000_tasks():
+    # How fast is measured by `make import-bench`, not here.
     text = "".join(f"## Dag {i // 500 % 28 + 1}.{i // 14000 + 1}.20\n" * (i % 500 == 0)
                    + "    " * (i % 4) + f"- [{' x'[i % 2]}] task {i}\n" for i in range(50_000))
-    best = min(_timed(parse, text) for _ in range(3))
-    assert_that(best, less_than(1.0))
-
-
-def _timed(function, *args):
-    started = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - started
+    blocks = parse(text)["blocks"]
+    assert_that(sum(1 for b in blocks if b["kind"] == "task"), equal_to(50_000))
