@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export KYB_CACHE ?= $(HOME)/.cache/kyb
 
-.PHONY: help setup run test import-bench flags-bench images smoke clean
+.PHONY: help setup run test import-bench flags-bench images smoke control-plane clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,6 +28,9 @@ images:  ## build both images into Minikube (after `minikube start`)
 
 smoke:  ## end-to-end smoke test of a running stack: make smoke BASE_URL=http://127.0.0.1:8000
 	@.venv/bin/python scripts/smoke.py $(BASE_URL)
+
+control-plane:  ## build etcd, kube-apiserver, kube-controller-manager for the tests (once, cached)
+	@scripts/setup-control-plane.sh
 
 clean:  ## remove the local data of `make run` (var/)
 	rm -rf var/

@@ -1,4 +1,6 @@
 """The JSON API, /api/v1. Views parse the request, call the journal and shape the response."""
+import logging
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import journal, schemas, stats
@@ -8,6 +10,7 @@ from .identity import current_email, current_roles, current_user
 from .openapi import doc, spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 JSON_LIMIT = 256 * 1024
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -18,6 +21,7 @@ FEATURES = {"markdown_import": "Markdown import", "stats": "Statistics", "carry_
 def refuse_writes_when_read_only():
     """The `read_only` kill switch: every write answers 503, reads go on."""
     if request.method in WRITES and flag("read_only"):
+        log.debug("flag read_only refused %s %s", request.method, request.url_rule)
         raise Problem(503, "read_only", "The journal is read-only for maintenance right now; reading still works.")
 
 
@@ -29,6 +33,7 @@ def flag(name):
 def require(feature):
     """Refuse a request for a feature whose flag is off for this user."""
     if not flag(feature):
+        log.debug("flag %s is off: refused %s", feature, request.url_rule)
         raise Problem(403, "feature_off", f"{FEATURES[feature]} is switched off (flag {feature}).")
 
 

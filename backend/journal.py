@@ -145,8 +145,8 @@ def _day_doc(user, date):
 
 def day_version():
     """A fresh version for a day: its ETag must never repeat, but many writers change a
-    day's tasks at once and FerretDB cannot increment atomically, so it is the time in ns."""
-    return time.time_ns()
+    day's tasks at once and FerretDB cannot increment atomically, so it is the time."""
+    return time.time_ns() // 1000  # microseconds: unique enough, and exact in JavaScript (< 2**53)
 
 
 def _touch_day(day_id):
@@ -202,7 +202,7 @@ def _load_day(user, date):
     notes = list(db.notes.find({"user_id": user, "day_id": day["_id"]}).sort("pos", ASCENDING))
     body = _day_summary(day)
     body["tasks"] = _tree(tasks)
-    body["notes"] = [_note_json(n) for n in notes]
+    body["notes"] = [_note_json(n) for n in notes if n["text"].strip()]  # blank lines are layout
     body["counts"] = {"total": len(tasks), "done": sum(1 for t in tasks if t["done"])}
     return body
 

@@ -11,6 +11,7 @@ from . import schemas
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 ERROR_TEXT = {
     400: "The request is not valid; `errors` names each bad field.",
+    401: "No valid access token: send `Authorization: Bearer <token>` from Keycloak.",
     403: "The feature is switched off by a flag.",
     404: "No such resource (or it belongs to someone else).",
     409: "It exists already.",
@@ -74,10 +75,6 @@ def _parameters(rule, info):
         params.append({"name": "If-Match", "in": "header", "required": False,
                        "description": "only change it if it is still at this version (an ETag)",
                        "schema": {"type": "string", "pattern": '^(\\*|(W/)?"[0-9]+")$'}})
-    if info["tag"] != "health":
-        params.append({"name": "X-User-Id", "in": "header", "required": False,
-                       "description": "whose journal (until sign-in); default DEFAULT_USER",
-                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"}})
     return params
 
 
@@ -88,7 +85,8 @@ def _operation(rule, info, refs):
         op["description"] = info["description"]
     errors = set(info["errors"]) | {503}
     if info["tag"] != "health":
-        errors |= {400, 429}  # a malformed X-User-Id; the per-user rate limit
+        errors |= {400, 401, 429}  # X-User-Id malformed (development mode); no valid token; rate limit
+        op["security"] = [{"bearer": []}]
     if rule.arguments:
         errors |= {400, 404} if "date" in rule.arguments else {404}
     if info["query"] is not None:
@@ -106,8 +104,10 @@ def _operation(rule, info, refs):
         ok["content"] = {"text/markdown": {"schema": {"type": "string"}}}
     elif info["response"] is not None:
         ok["content"] = {"application/json": {"schema": refs[info["response"]]}}
-    else:
+    elif info["status"] == 204:
         ok["description"] = "Done; no content."
+    else:
+        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     if info["links"]:
         param, field, targets = info["links"]
         ok["links"] = {target: {"operationId": target, "parameters": {param: f"$response.body#/{field}"}}
@@ -143,5 +143,9 @@ def spec(app):
                  "description": "A work journal kept as Markdown: days, tasks, backlog, notes, stats."},
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": defs.get("$defs", {})},
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                           "description": "An access token from Keycloak, realm kyb"}},
+        },
     }

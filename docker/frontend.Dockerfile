@@ -19,8 +19,6 @@ RUN groupadd --system --gid 10001 kyb \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config/gunicorn.conf.py config/gunicorn.conf.py
-# Default flags for a plain `docker run`; on Kubernetes FLAGS_FILE points at the ConfigMap.
-COPY config/flags.json config/flags.json
 COPY frontend frontend
 USER 10001:10001
 EXPOSE 8080

@@ -3,7 +3,8 @@
 One pooled `requests.Session` per process, a timeout on every call, and two
 kinds of failure: `BackendUnavailable` (cannot connect, timed out, or a 5xx:
 the user sees a friendly 503 page) and `BackendError` (a 4xx the user can act
-on; `Invalid` carries the messages to show next to each field).
+on; `Invalid` carries the messages to show next to each field). A refusal by a
+feature flag (`read_only`'s 503, `feature_off`'s 403) is `SwitchedOff`.
 """
 import logging
 
@@ -45,6 +46,19 @@ class NotFound(BackendError):
     pass
 
 
+class SwitchedOff(BackendError):
+    """Refused by a feature flag: the journal is read-only (503) or the feature is off (403)."""
+
+
+# The backend's problem codes for a refusal by a flag.
+FLAG_CODES = ("read_only", "feature_off")
+# The flags the frontend uses, as the backend answers them when its flag file lacks them:
+# what a page is rendered with when the backend's flags cannot be had.
+DEFAULT_FLAGS = {"read_only": False, "markdown_import": True, "stats": True, "carry_over": True,
+                 "ui_theme": "light", "progress_bar": False}
+THEMES = ("light", "dark", "contrast")
+
+
 class Invalid(BackendError):
     """The input was refused; the form it came from is shown again with the messages."""
 
@@ -59,6 +73,8 @@ def _error(response):
         body = {}
     detail = body.get("detail") or response.reason or "The request was refused."
     code, errors = body.get("code", "error"), body.get("errors") or []
+    if code in FLAG_CODES:
+        return SwitchedOff(response.status_code, code, detail, errors)
     if response.status_code == 404:
         return NotFound(404, code, detail, errors)
     if response.status_code in (400, 409, 412, 413, 415, 422):
@@ -91,6 +107,10 @@ class Backend:
         except requests.RequestException as exc:
             log.warning("backend unreachable: %s", exc.__class__.__name__)
             raise BackendUnavailable(str(exc)) from None
+        if response.status_code == 503 and "json" in response.headers.get("Content-Type", ""):
+            refused = _error(response)
+            if isinstance(refused, SwitchedOff):  # the read_only kill switch, not a failure
+                raise refused
         if response.status_code >= 500:
             log.warning("backend failed", extra={"backend_status": response.status_code})
             raise BackendUnavailable(f"backend answered {response.status_code}")
@@ -187,6 +207,19 @@ class Backend:
     def stats(self, date_from=None, date_to=None):
         params = {k: v for k, v in {"from": date_from, "to": date_to}.items() if v}
         return self.json("GET", "/stats", params=params)
+
+    def flags(self):
+        """The flags as they apply to the caller: DEFAULT_FLAGS's keys, each checked for its type."""
+        body = self.json("GET", "/flags")
+        answered = body.get("flags") if isinstance(body, dict) else None
+        answered = answered if isinstance(answered, dict) else {}
+        flags = {}
+        for name, default in DEFAULT_FLAGS.items():
+            value = answered.get(name, default)
+            flags[name] = value if type(value) is type(default) else default
+        if flags["ui_theme"] not in THEMES:
+            flags["ui_theme"] = DEFAULT_FLAGS["ui_theme"]
+        return flags
 
     def healthy(self):
         """True if the backend's liveness probe answers."""

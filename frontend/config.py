@@ -11,7 +11,6 @@ SETTINGS = {
     "BACKEND_TIMEOUT_MS": ("5000", int),
     "SECRET_KEY": ("dev-only-change-me", str),
     "SESSION_COOKIE_SECURE": ("false", lambda v: v.lower() in ("1", "true", "yes")),
-    "FLAGS_FILE": ("config/flags.json", str),
     "LOG_LEVEL": ("INFO", str),
 }
 

@@ -2,14 +2,18 @@
 
 A refused form (`Invalid`, from the backend or from the frontend's own checks)
 is shown again on the page it came from, with each message next to its field.
+A change refused by a feature flag (sent from a page older than the flag) goes
+back to that page with the backend's message; a page whose feature is off is a
+"Switched off" 404.
 """
 import logging
 
-from flask import current_app, g, render_template, request
+from flask import current_app, flash, g, redirect, render_template, request
 from werkzeug.exceptions import HTTPException, NotFound as NoRoute
 from werkzeug.routing import RequestRedirect
 
-from .backend_client import BackendError, BackendUnavailable, Invalid, NotFound
+from . import flags
+from .backend_client import BackendError, BackendUnavailable, Invalid, NotFound, SwitchedOff
 from .security import safe_next
 
 log = logging.getLogger(__name__)
@@ -26,8 +30,14 @@ TITLES = {
 }
 
 
-def error_page(status, message):
-    return render_template("error.html", status=status, title=TITLES.get(status, "Error"), message=message), status
+def error_page(status, message, title=None):
+    title = title or TITLES.get(status, "Error")
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def switched_off(message):
+    """The page of a feature whose flag is off: as if it were not there, with the reason."""
+    return error_page(404, message, "Switched off")
 
 
 def form_page(exc):
@@ -62,12 +72,20 @@ def init_app(app):
     def _not_found(exc):
         return error_page(404, exc.detail)
 
+    @app.errorhandler(SwitchedOff)
+    def _switched_off(exc):
+        if request.method == "POST":
+            flash(exc.detail, "error")
+            return redirect(safe_next(request.form.get("next")), 303)
+        return switched_off(exc.detail)
+
     @app.errorhandler(BackendError)
     def _refused(exc):
         return error_page(exc.status, exc.detail)
 
     @app.errorhandler(BackendUnavailable)
     def _unavailable(exc):
+        flags.use_defaults()
         return error_page(503, "The journal cannot be reached right now. Nothing was lost; "
                                "try again in a moment.")
 

@@ -10,13 +10,14 @@ import re
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.routing import BaseConverter, ValidationError
 
-from . import charts, tree
+from . import charts, flags, tree
 from .backend_client import Invalid, backend
+from .errors import switched_off
 from .security import safe_next
 
 bp = Blueprint("pages", __name__)
 DAYS_PER_PAGE = 50
-# The main menu: (endpoint, label); one place to hide a feature that is switched off.
+# The main menu: (endpoint, label); flags.GATED_PAGES hides the entries of switched-off features.
 NAV = [("pages.today_page", "Today"), ("pages.this_week", "Week"), ("pages.days", "Days"),
        ("pages.backlog", "Backlog"), ("pages.notes", "Notes"), ("pages.stats", "Stats"),
        ("pages.import_page", "Import"), ("pages.export_page", "Export")]
@@ -120,7 +121,12 @@ def long_date(date):
 def _page_context():
     # `here` is the page a form sits on, where it returns to; a form shown again
     # after an error names it in g.here, since the request path is then the POST's.
-    return {"here": g.get("here") or request.full_path.rstrip("?"), "today": today(), "nav": NAV}
+    # `flags` are the request's feature flags (one backend call per page); `writable` is
+    # false while the journal is read-only, and then no page offers a form that changes it.
+    current = flags.current()
+    return {"here": g.get("here") or request.full_path.rstrip("?"), "today": today(),
+            "nav": [(endpoint, label) for endpoint, label in NAV if flags.shown(endpoint)],
+            "flags": current, "writable": not current["read_only"]}
 
 
 # -- days ----------------------------------------------------------------------------
@@ -343,6 +349,8 @@ def delete_note(note_id):
 
 @bp.get("/import")
 def import_page():
+    if not flags.current()["markdown_import"]:
+        return switched_off("Markdown import is switched off (flag markdown_import).")
     return render_template("import.html", imported=session.pop("imported", None))
 
 

@@ -9,6 +9,8 @@ FERRETDB_PORT="${FERRETDB_PORT:-27018}"
 REDIS_PORT="${REDIS_PORT:-6380}"
 BACKEND_PORT="${BACKEND_PORT:-8000}"
 FRONTEND_PORT="${FRONTEND_PORT:-8080}"
+KEYCLOAK_PORT="${KEYCLOAK_PORT:-8180}"
+KEYCLOAK_MANAGEMENT_PORT="${KEYCLOAK_MANAGEMENT_PORT:-9180}"
 mkdir -p var/ferretdb var/redis var/log
 
 pids=()
@@ -20,6 +22,12 @@ stop() {
   echo "stopped."
 }
 trap stop INT TERM EXIT
+
+# Keycloak first: it is the slowest to start (its state stays in var/keycloak).
+scripts/setup-keycloak.sh --start var/keycloak "$KEYCLOAK_PORT" "$KEYCLOAK_MANAGEMENT_PORT" \
+  >var/log/keycloak.log 2>&1 &
+keycloak_pid=$!
+pids+=($keycloak_pid)
 
 wait_port() {  # port name
   for _ in $(seq 1 100); do
@@ -46,7 +54,11 @@ if [ -z "${REDIS_URL+set}" ]; then
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 fi
 
-# Until the frontend signs users in, the local stack trusts X-User-Id (a development setting).
+scripts/setup-keycloak.sh --wait "$KEYCLOAK_PORT" "$keycloak_pid" ||
+  { echo "keycloak did not start; see var/log/keycloak.log" >&2; exit 1; }
+export OIDC_ISSUER="http://127.0.0.1:$KEYCLOAK_PORT/realms/kyb"
+
+# Until the frontend signs users in, the local stack also trusts X-User-Id (a development setting).
 PORT="$BACKEND_PORT" AUTH_DEV_USER_HEADER="${AUTH_DEV_USER_HEADER:-true}" .venv/bin/gunicorn -c config/gunicorn.conf.py "backend:create_app()" &
 pids+=($!)
 wait_port "$BACKEND_PORT" backend
@@ -59,6 +71,7 @@ cat <<MSG
 
 kyb is running (Ctrl-C stops everything):
   web UI        http://127.0.0.1:$FRONTEND_PORT/
+  Keycloak      http://127.0.0.1:$KEYCLOAK_PORT/admin (admin/admin; realm kyb, users ann, bob)
   backend API   http://127.0.0.1:$BACKEND_PORT/api/v1/days
   health        http://127.0.0.1:$BACKEND_PORT/readyz
   MongoDB       $MONGODB_URI

@@ -10,7 +10,7 @@ from pymongo import MongoClient, monitoring
 from tests import servers
 
 # Fixtures that start the apps as real gunicorn servers (frontend and end-to-end tests).
-pytest_plugins = ["tests.stack"]
+pytest_plugins = ["tests.stack", "tests.keycloak"]
 
 
 class CommandLog(monitoring.CommandListener):

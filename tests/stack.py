@@ -117,6 +117,24 @@ def backend_server(mongodb_uri, redis_server, redis_url, tmp_path_factory):
         client.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def signed_in_backend(keycloak, mongodb_uri, redis_server, redis_url, tmp_path_factory):
+    """The backend under gunicorn trusting tokens of the test Keycloak only: no X-User-Id."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    name = f"kyb_signed_in_{uuid.uuid4().hex[:12]}"
+    server = AppServer("backend", {"MONGODB_URI": database_uri(mongodb_uri, name), "REDIS_URL": redis_url,
+                                   "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000 per minute",
+                                   "OIDC_ISSUER": keycloak.issuer, "OIDC_AUDIENCE": keycloak.audience,
+                                   "AUTH_DEV_USER_HEADER": "false"},
+                       tmp_path_factory.mktemp("signed-in-backend") / "backend.log")
+    yield server
+    server.stop()
+    with MongoClient(mongodb_uri) as client:
+        client.drop_database(name)
+
+
 @pytest.fixture
 def journal(backend_server, mongodb_uri, redis_url):
     """An empty journal on the module's backend; its API for arranging the test."""

@@ -29,12 +29,15 @@ NEEDED_PATHS = {
     ("frontend", "backend", "http"),
     ("backend", "mongodb", "mongodb"),
     ("backend", "redis", "redis"),
+    ("frontend", "keycloak", "http"),
+    ("backend", "keycloak", "http"),
 }
 HA_PATHS = {
     ("mongodb", "mongodb", "mongodb"),
     ("mongodb-replica-set-init", "mongodb", "mongodb"),
 }
-BROWSER_PORT = ("frontend", "http")  # open to every source: browsers, NodePort, ingress controller
+# Open to every source (browsers, NodePort, ingress controller): the UI and the sign-in pages.
+BROWSER_PORTS = (("frontend", "http"), ("keycloak", "http"))
 WORLD, DNS = "world", "kube-dns"
 DNS_PORTS = ("53/UDP", "53/TCP")
 NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "kyb"}
@@ -324,7 +327,7 @@ def network_problems(rendering, needed):
     frontend from anywhere, every pod may ask the cluster DNS."""
     pods = {app_of(t) for _, t in pod_templates(rendering)}
     ingress, egress = network_paths(rendering)
-    expected_ingress = needed | {(source, *BROWSER_PORT) for source in [*pods, WORLD]}
+    expected_ingress = needed | {(source, *port) for port in BROWSER_PORTS for source in [*pods, WORLD]}
     expected_egress = needed | {(pod, DNS, port) for pod in pods for port in DNS_PORTS}
     return ([f"ingress not allowed: {path}" for path in sorted(expected_ingress - ingress)]
             + [f"ingress allowed but not needed: {path}" for path in sorted(ingress - expected_ingress)]

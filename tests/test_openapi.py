@@ -45,12 +45,14 @@ def test_every_error_response_is_problem_json(app):
                     assert list(response["content"]) == ["application/problem+json"], (path, method, status)
 
 
-def test_schemathesis_finds_no_failure_against_the_live_backend(backend_server):
+def test_schemathesis_finds_no_failure_against_the_live_backend(signed_in_backend, keycloak):
+    backend_server = signed_in_backend
+    token = keycloak.token("ann")["access_token"]
     ARTIFACTS.mkdir(exist_ok=True)
     run = subprocess.run(
         [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(ROOT / "schemathesis.toml"),
          "run", f"{backend_server.url}/api/v1/openapi.json", "--max-examples", "15",
-         "--seed", "20261125", "--workers", "2", "--no-shrink", "--header", "X-User-Id: schemathesis",
+         "--seed", "20261125", "--workers", "2", "--no-shrink", "--header", f"Authorization: Bearer {token}",
          "--report", "junit", "--report-junit-path", str(ARTIFACTS / "schemathesis.xml")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
