@@ -4,7 +4,7 @@ import sys
 import click
 from flask import Flask
 
-from . import api, cache, cli, config, db, errors, flags, health, identity, logs, ratelimit
+from . import api, cache, cli, config, db, docs, errors, flags, health, identity, logs, ratelimit
 
 
 def create_app(test_config=None):
@@ -29,4 +29,5 @@ def create_app(test_config=None):
     cli.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
     return app

@@ -13,8 +13,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 def served_operations(app):
+    # Static files and the HTML page that shows the spec are not part of the API.
     return {(rule.rule.replace("<", "{").replace(">", "}"), method.lower())
-            for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+            for rule in app.url_map.iter_rules() if rule.endpoint not in ("static", "docs.api_docs")
             for method in rule.methods - {"HEAD", "OPTIONS"}}
 
 
@@ -60,3 +61,23 @@ def test_schemathesis_finds_no_failure_against_the_live_backend(signed_in_backen
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     generated = re.search(r"(\d+) generated", run.stdout)
     print(f"schemathesis: {generated.group(0) if generated else summary}")
+
+
+def test_the_docs_page_shows_the_spec_with_vendored_swagger_ui(client):
+    page = client.get("/api/docs")
+    assert_that(page.status_code, equal_to(200))
+    for asset in ("/static/swagger-ui/swagger-ui-bundle.js", "/static/swagger-ui/swagger-ui.css", "/static/docs.js"):
+        assert asset in page.get_data(as_text=True)
+        assert client.get(asset).status_code == 200, asset
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # 'self' only: no inline script
+
+
+def test_the_vendored_swagger_ui_is_the_one_the_lockfile_pins():
+    import json
+
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    installed = ROOT / "node_modules" / "swagger-ui-dist"
+    assert_that(json.loads((installed / "package.json").read_text())["version"],
+                equal_to(lock["packages"]["node_modules/swagger-ui-dist"]["version"]))
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert (ROOT / "backend" / "static" / "swagger-ui" / name).read_bytes() == (installed / name).read_bytes(), name
