@@ -215,16 +215,9 @@ def get_day(user, date):
 def list_days(user, date_from=None, date_to=None, limit=50, after=None):
     """Days in a date range, oldest first, `limit` at a time; `after` is the last date seen."""
     def load():
-        query = {"user_id": user}
-        bounds = {}
-        if date_from:
-            bounds["$gte"] = date_from
-        if date_to:
-            bounds["$lte"] = date_to
+        query = stats.date_match(user, date_from, date_to)
         if after:
-            bounds["$gt"] = max(after, bounds.get("$gt", after))
-        if bounds:
-            query["date"] = bounds
+            query.setdefault("date", {})["$gt"] = after
         days = list(get_db().days.find(query).sort("date", ASCENDING).limit(limit + 1))
         counts = _task_counts(user, [d["_id"] for d in days[:limit]])
         items = [dict(_day_summary(d), counts=counts.get(d["_id"], {"total": 0, "done": 0})) for d in days[:limit]]
@@ -726,12 +719,7 @@ def _blocks(user, date_from, date_to):
     db = get_db()
     query = {"user_id": user}
     if date_from or date_to:
-        dates = {}
-        if date_from:
-            dates["$gte"] = date_from
-        if date_to:
-            dates["$lte"] = date_to
-        day_ids = [d["_id"] for d in db.days.find(dict(query, date=dates), {"_id": 1})]
+        day_ids = [d["_id"] for d in db.days.find(stats.date_match(user, date_from, date_to), {"_id": 1})]
         day_query = dict(query, _id={"$in": day_ids})
         query = dict(query, day_id={"$in": day_ids})
     else:

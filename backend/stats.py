@@ -11,7 +11,8 @@ from .cache import get_cache, user_gen
 from .db import get_db
 
 
-def _match(user, date_from, date_to, field="date"):
+def date_match(user, date_from, date_to):
+    """The query for one user's documents whose `date` lies in [date_from, date_to]."""
     query = {"user_id": user}
     bounds = {}
     if date_from:
@@ -19,7 +20,7 @@ def _match(user, date_from, date_to, field="date"):
     if date_to:
         bounds["$lte"] = date_to
     if bounds:
-        query[field] = bounds
+        query["date"] = bounds
     return query
 
 
@@ -34,7 +35,7 @@ def sum_by(collection, match, key, value=1):
 
 def _load(user, date_from, date_to):
     db = get_db()
-    dated = _match(user, date_from, date_to)
+    dated = date_match(user, date_from, date_to)
     in_days = dict(dated, date=dict(dated.get("date", {}), **{"$ne": None}))
     done_by_day = sum_by("tasks", dict(in_days, done=True), "$date")
     carried_by_day = sum_by("tasks", dict(in_days, carried_from={"$ne": None}), "$date")
