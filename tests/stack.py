@@ -98,9 +98,9 @@ class Journal:
         return self.call("GET", "/export").content
 
 
-@pytest.fixture(scope="module")
-def backend_server(mongodb_uri, redis_server, redis_url, tmp_path_factory):
-    """The backend under gunicorn on a database of its own, for one test module."""
+def run_backend(mongodb_uri, redis_server, redis_url, tmp_path_factory, **settings):
+    """Yield the backend under gunicorn on a database of its own (dropped after), with
+    `settings` added to the test defaults; for module-scoped fixtures."""
     if redis_server.process is None:  # a cache test may have stopped it
         redis_server.start()
     # Cache keys name the user, not the database: entries of an earlier module must go.
@@ -108,7 +108,7 @@ def backend_server(mongodb_uri, redis_server, redis_url, tmp_path_factory):
     name = f"kyb_stack_{uuid.uuid4().hex[:12]}"
     server = AppServer("backend", {"MONGODB_URI": database_uri(mongodb_uri, name), "REDIS_URL": redis_url,
                                    "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000 per minute",
-                                   "AUTH_DEV_USER_HEADER": "true"},
+                                   "AUTH_DEV_USER_HEADER": "true", **settings},
                        tmp_path_factory.mktemp("backend") / "backend.log")
     server.database = name
     yield server
@@ -118,21 +118,16 @@ def backend_server(mongodb_uri, redis_server, redis_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def backend_server(mongodb_uri, redis_server, redis_url, tmp_path_factory):
+    """The backend under gunicorn on a database of its own, for one test module."""
+    yield from run_backend(mongodb_uri, redis_server, redis_url, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def signed_in_backend(keycloak, mongodb_uri, redis_server, redis_url, tmp_path_factory):
     """The backend under gunicorn trusting tokens of the test Keycloak only: no X-User-Id."""
-    if redis_server.process is None:
-        redis_server.start()
-    redis_lib.Redis.from_url(redis_url).flushdb()
-    name = f"kyb_signed_in_{uuid.uuid4().hex[:12]}"
-    server = AppServer("backend", {"MONGODB_URI": database_uri(mongodb_uri, name), "REDIS_URL": redis_url,
-                                   "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000 per minute",
-                                   "OIDC_ISSUER": keycloak.issuer, "OIDC_AUDIENCE": keycloak.audience,
-                                   "AUTH_DEV_USER_HEADER": "false"},
-                       tmp_path_factory.mktemp("signed-in-backend") / "backend.log")
-    yield server
-    server.stop()
-    with MongoClient(mongodb_uri) as client:
-        client.drop_database(name)
+    yield from run_backend(mongodb_uri, redis_server, redis_url, tmp_path_factory, OIDC_ISSUER=keycloak.issuer,
+                           OIDC_AUDIENCE=keycloak.audience, AUTH_DEV_USER_HEADER="false")
 
 
 @pytest.fixture

@@ -6,19 +6,15 @@ import copy
 import io
 import json
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 import requests
 from hamcrest import assert_that, contains_string, equal_to, is_not, matches_regexp
-from pymongo import MongoClient
 
 from frontend.backend_client import Backend, BackendUnavailable, NotFound
-from tests.conftest import database_uri
 from tests.kubelet import ConfigMapVolume
-from tests.stack import AppServer
+from tests.stack import run_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = json.loads((ROOT / "config" / "flags.json").read_text())
@@ -73,20 +69,8 @@ def flags_volume(tmp_path_factory):
 def backend_server(mongodb_uri, redis_server, redis_url, flags_volume, tmp_path_factory):
     """tests.stack's backend_server, reading its flags from `flags_volume` (so every stack
     fixture of this module, the frontend's included, runs against these flags)."""
-    if redis_server.process is None:
-        redis_server.start()
-    redis_lib.Redis.from_url(redis_url).flushdb()
-    name = f"kyb_flags_{uuid.uuid4().hex[:12]}"
-    server = AppServer("backend", {"MONGODB_URI": database_uri(mongodb_uri, name), "REDIS_URL": redis_url,
-                                   "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000 per minute",
-                                   "AUTH_DEV_USER_HEADER": "true",
-                                   "FLAGS_FILE": str(flags_volume.root / "flags.json")},
-                       tmp_path_factory.mktemp("backend") / "backend.log")
-    server.database = name
-    yield server
-    server.stop()
-    with MongoClient(mongodb_uri) as client:
-        client.drop_database(name)
+    yield from run_backend(mongodb_uri, redis_server, redis_url, tmp_path_factory,
+                           FLAGS_FILE=str(flags_volume.root / "flags.json"))
 
 
 @pytest.fixture(autouse=True)
