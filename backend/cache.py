@@ -6,12 +6,25 @@ day view). A write sets fresh tokens for what it changed, so older entries are
 never read again and expire by TTL. A reader takes the token before it reads
 MongoDB, so a write that lands meanwhile cannot be hidden by a late fill.
 
+Each process also keeps a *near-cache*: the values it read lately, in its own
+memory, so a repeated read costs no Redis round trip. Redis keeps it correct:
+every invalidation is published on CHANNEL in the same pipeline that sets the
+new tokens, and a process reads its subscription (a non-blocking poll of the
+socket) before it serves anything from memory. Redis queues the message for
+every subscriber before it answers the writer, so a write that was
+acknowledged has been seen. The near-cache is trusted only for LEASE_SECONDS
+after Redis last answered a PING on the subscription; a writer that cannot
+reach Redis waits out the lease before it answers, so by then no process trusts
+its memory. A lost subscription empties the near-cache.
+
 Redis is optional at run time: any Redis error opens a short circuit (no Redis
 calls for a second), requests are served from MongoDB, and invalidations that
 could not be sent are replayed before the cache is trusted again.
 """
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 
@@ -33,10 +46,113 @@ end
 return {gen, redis.call('GET', ARGV[2] .. gen)}
 """
 OPEN_SECONDS = 1.0
+# Every invalidation is also published here, for the near-caches of all processes.
+CHANNEL = "kyb:invalidations"
+# A near-cache is trusted this long after Redis answered a PING sent on its subscription.
+LEASE_SECONDS = 0.3
+PING_EVERY = 0.1
+
+
+class NearCache:
+    """This process's copy of recent values, trusted only while its subscription is live.
+
+    Entries are grouped by generation key: a message naming a key drops its group.
+    `seq` counts the messages seen, so a value read from Redis while an
+    invalidation arrived is not kept. Thread-safe (gunicorn's threads share it).
+    """
+
+    def __init__(self, pool, max_entries):
+        self.pool = pool
+        self.max_entries = max_entries
+        self.lock = threading.Lock()
+        self.groups = {}  # generation key -> {key: JSON text}
+        self.size = 0
+        self.seq = 0
+        self.conn = None
+        self.pid = None
+        self.trusted_until = 0.0
+        self.ping_sent = None  # monotonic time of the PING not answered yet
+        self.last_ping = 0.0
+        self.stats = {"hits": 0, "invalidations": 0, "resets": 0}
+
+    def get(self, gen_key, key):
+        """(True, value) if this process may serve `key` from memory, else (False, seq)."""
+        with self.lock:
+            trusted = self._poll()
+            raw = self.groups.get(gen_key, {}).get(key) if trusted else None
+            if raw is None:
+                return False, self.seq
+            self.stats["hits"] += 1
+        return True, json.loads(raw)
+
+    def put(self, gen_key, key, raw, seq):
+        """Keep `raw` unless an invalidation arrived since `seq` was read."""
+        with self.lock:
+            if not self._poll() or self.seq != seq:
+                return
+            if self.size >= self.max_entries:
+                self._clear()
+            group = self.groups.setdefault(gen_key, {})
+            self.size += key not in group
+            group[key] = raw
+
+    def drop(self, gen_keys):
+        """Forget the groups this process invalidated itself (its own message follows)."""
+        with self.lock:
+            self._drop(gen_keys)
+
+    def _drop(self, gen_keys):
+        self.seq += 1
+        for gen_key in gen_keys:
+            self.size -= len(self.groups.pop(gen_key, ()))
+
+    def _clear(self):
+        self.seq += 1
+        self.groups.clear()
+        self.size = 0
+
+    def _poll(self):
+        """Apply the messages waiting on the subscription; whether memory may be trusted."""
+        now = time.monotonic()
+        try:
+            if self.conn is None or self.pid != os.getpid():
+                self._subscribe()
+            while self.conn.can_read(timeout=0):
+                reply = self.conn.read_response(push_request=True)
+                if isinstance(reply, list) and reply[0] == b"message":
+                    self._drop(reply[2].decode().split())
+                    self.stats["invalidations"] += 1
+                elif self.ping_sent is not None:  # the only other reply: PONG
+                    self.trusted_until = self.ping_sent + LEASE_SECONDS
+                    self.ping_sent = None
+            if self.ping_sent is None and now - self.last_ping >= PING_EVERY:
+                self.conn.send_command("PING")
+                self.ping_sent = self.last_ping = now
+        except (redis.RedisError, OSError) as exc:
+            self._reset(exc)
+            return False
+        return now < self.trusted_until
+
+    def _subscribe(self):
+        self._clear()
+        self.conn, self.pid = self.pool.make_connection(), os.getpid()
+        self.conn.send_command("SUBSCRIBE", CHANNEL)
+        self.conn.read_response(push_request=True)
+        self.ping_sent, self.trusted_until = None, 0.0
+
+    def _reset(self, exc):
+        """The subscription is gone: messages may have been missed, so forget everything."""
+        if self.conn is not None:
+            self.stats["resets"] += 1
+            log.warning("near-cache subscription lost: %s", exc.__class__.__name__)
+            if self.pid == os.getpid():
+                self.conn.disconnect()
+        self.conn, self.trusted_until = None, 0.0
+        self._clear()
 
 
 class Cache:
-    def __init__(self, url, timeout_ms, ttl):
+    def __init__(self, url, timeout_ms, ttl, near_entries=0):
         self.ttl = ttl
         self.gen_ttl = ttl * 10
         self.client = None
@@ -47,7 +163,9 @@ class Cache:
                 retry=Retry(NoBackoff(), 0), health_check_interval=0,
             )
             self.read_script = self.client.register_script(READ_SCRIPT)
+        self.near = NearCache(self.client.connection_pool, near_entries) if url and near_entries else None
         self.open_until = 0.0
+        self.down_since = None  # when the first failing Redis call of this outage was sent
         self.pending = {}  # generation keys whose invalidation could not be sent
         self.stats = {"hits": 0, "misses": 0, "errors": 0}
 
@@ -70,36 +188,57 @@ class Cache:
         return True
 
     def _send(self, tokens):
+        sent = time.monotonic()
         pipe = self.client.pipeline(transaction=False)
         pipe.mset(tokens)
         for key in tokens:
             pipe.expire(key, self.gen_ttl)
-        pipe.execute()
+        pipe.publish(CHANNEL, " ".join(tokens))
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            if self.down_since is None:
+                self.down_since = sent
+            raise
+        self.down_since = None
 
     def _fail(self, exc):
         self.stats["errors"] += 1
         if self.open_until <= time.monotonic():
             log.warning("redis unavailable, serving from MongoDB: %s", exc.__class__.__name__)
         self.open_until = time.monotonic() + OPEN_SECONDS
+        if self.down_since is None:
+            self.down_since = time.monotonic()
 
     def get_or_load(self, gen_key, key, load):
         """The value cached under `key` at the current generation, or load() and cache it."""
         if not self._usable():
             return load()
+        if self.near:
+            found, value = self.near.get(gen_key, key)
+            if found:
+                return value
+            seq = value
         try:
             gen, raw = self.read_script(keys=[gen_key], args=[uuid.uuid4().hex, key + ":", self.gen_ttl])
         except redis.RedisError as exc:
             self._fail(exc)
             return load()
+        self.down_since = None
         if raw:
             self.stats["hits"] += 1
-            return json.loads(raw)
-        self.stats["misses"] += 1
-        value = load()
-        try:
-            self.client.set(key + ":" + gen.decode(), json.dumps(value, separators=(",", ":")), ex=self.ttl)
-        except redis.RedisError as exc:
-            self._fail(exc)
+            value = json.loads(raw)
+        else:
+            self.stats["misses"] += 1
+            value = load()
+            raw = json.dumps(value, separators=(",", ":"))
+            try:
+                self.client.set(key + ":" + gen.decode(), raw, ex=self.ttl)
+            except redis.RedisError as exc:
+                self._fail(exc)
+                return value
+        if self.near:
+            self.near.put(gen_key, key, raw, seq)
         return value
 
     def invalidate(self, gen_keys):
@@ -107,6 +246,8 @@ class Cache:
         tokens = {key: uuid.uuid4().hex for key in gen_keys}
         if self.client is None or not tokens:
             return
+        if self.near:
+            self.near.drop(tokens)
         if self._usable():
             try:
                 self._send(tokens)
@@ -114,6 +255,11 @@ class Cache:
             except redis.RedisError as exc:
                 self._fail(exc)
         self.pending.update(tokens)
+        if self.near:
+            # Other processes may still trust their memory until their lease ends; the
+            # write is answered only after that, so nobody reads the old value after it.
+            since = self.down_since if self.down_since is not None else time.monotonic()
+            time.sleep(max(0.0, since + LEASE_SECONDS - time.monotonic()))
 
     def ping(self):
         if self.client is None:
@@ -139,4 +285,4 @@ def get_cache():
 
 def init_app(app):
     app.extensions["kyb.cache"] = Cache(app.config["REDIS_URL"], app.config["REDIS_TIMEOUT_MS"],
-                                        app.config["CACHE_TTL_SECONDS"])
+                                        app.config["CACHE_TTL_SECONDS"], app.config["NEAR_CACHE_ENTRIES"])

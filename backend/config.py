@@ -14,6 +14,8 @@ SETTINGS = {
     "REDIS_URL": ("redis://127.0.0.1:6379/0", str),
     "REDIS_TIMEOUT_MS": ("50", int),
     "CACHE_TTL_SECONDS": ("300", int),
+    # Values each process keeps in memory (0: none); Redis pub/sub keeps them correct.
+    "NEAR_CACHE_ENTRIES": ("1000", int),
     "RATE_LIMIT": ("600 per minute", str),
     "DEFAULT_USER": ("demo", str),
     # Sign-in: tokens must come from this issuer for this audience; keys from the JWKS URL

@@ -38,7 +38,7 @@ class AppServer:
     def __init__(self, app, settings, log_path):
         self.port = servers.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PORT=str(self.port), WEB_CONCURRENCY="1", **settings)
+        env = {**os.environ, "PORT": str(self.port), "WEB_CONCURRENCY": "1", **settings}
         argv = [str(GUNICORN), "-c", "config/gunicorn.conf.py", f"{app}:create_app()"]
         self.log_path = log_path
         with open(log_path, "ab") as log:
