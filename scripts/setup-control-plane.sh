@@ -7,7 +7,8 @@
 # about 0.8 GB of modules, needs about 3 GB of Go build cache and 17-18 CPU-minutes
 # (about 10 minutes on 2 idle cores; measured 32 minutes on 2 cores shared with other
 # work, which `nice` lets go first), and prints how long each binary took.
-# scripts/setup.sh runs this. `--print-dir` prints the directory and builds nothing.
+# scripts/test.sh starts it in the background; the control_plane fixture waits for it.
+# `--print-dir` prints the directory and `--check` says whether it is built; neither builds.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,6 +43,7 @@ complete() {
     for name in "${binaries[@]}"; do [ -x "$dir/$name" ] || return 1; done
 }
 complete && exit 0
+[ "${1:-}" = --check ] && exit 1
 
 # tools/k8s/etcd/go.mod says go 1.26.0: an older go fetches that toolchain (GOTOOLCHAIN=auto).
 command -v go >/dev/null || { echo "setup-control-plane: needs Go (1.26 or newer) on PATH" >&2; exit 1; }

@@ -45,7 +45,9 @@ if [ ! -x "$FERRETDB" ]; then
 fi
 
 # Optional setup steps of other parts (check tools, npm assets, ...), each idempotent.
+# The control plane is only for the tests: scripts/test.sh builds it alongside the tests.
 for extra in scripts/setup-*.sh; do
+  [ "$extra" = scripts/setup-control-plane.sh ] && continue
   [ -e "$extra" ] && bash "$extra"
 done
 exit 0

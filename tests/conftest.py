@@ -13,6 +13,12 @@ from tests import servers
 pytest_plugins = ["tests.stack", "tests.keycloak"]
 
 
+def pytest_collection_modifyitems(items):
+    """Run the tests on the Kubernetes control plane last: on a cold machine its binaries
+    are still being built in the background (scripts/test.sh) while the others run."""
+    items.sort(key=lambda item: "control_plane" in item.fixturenames)
+
+
 class CommandLog(monitoring.CommandListener):
     """Every MongoDB command the process sends, by database, for asserting on DB traffic."""
 

@@ -302,6 +302,14 @@ def control_plane(tmp_path_factory):
     """A running etcd + kube-apiserver + kube-controller-manager for the whole session."""
     bin_dir = binaries_dir()
     missing = [name for name in BINARIES if not (bin_dir / name).exists()]
+    if missing and not os.environ.get("KYB_CONTROL_PLANE_DIR"):
+        # scripts/test.sh may be building them in the background: this waits for its lock
+        # (or builds them here), and prints how long that took.
+        started = time.monotonic()
+        built = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True)
+        print(f"\ncontrol plane: waited {time.monotonic() - started:.0f} s for its build\n{built.stderr[-2000:]}",
+              file=sys.stderr)
+        missing = [name for name in BINARIES if not (bin_dir / name).exists()]
     if missing:
         unavailable(f"{', '.join(missing)} missing in {bin_dir}: run scripts/setup-control-plane.sh (make setup)")
     if shutil.which("openssl") is None:
