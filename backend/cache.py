@@ -15,7 +15,9 @@ every subscriber before it answers the writer, so a write that was
 acknowledged has been seen. The near-cache is trusted only for LEASE_SECONDS
 after Redis last answered a PING on the subscription; a writer that cannot
 reach Redis waits out the lease before it answers, so by then no process trusts
-its memory. A lost subscription empties the near-cache.
+its memory. A lost subscription empties the near-cache. Invalidations ignore the circuit
+and wait longer than reads (INVALIDATE_TIMEOUT, one retry): one lost to a slow moment of
+Redis would leave the old value in the other processes' memory and in Redis.
 
 Redis is optional at run time: any Redis error opens a short circuit (no Redis
 calls for a second), requests are served from MongoDB, and invalidations that
@@ -51,6 +53,9 @@ CHANNEL = "kyb:invalidations"
 # A near-cache is trusted this long after Redis answered a PING sent on its subscription.
 LEASE_SECONDS = 0.3
 PING_EVERY = 0.1
+# Invalidations wait longer than reads and ignore the circuit: one lost to a slow moment of
+# Redis would let the other processes serve the old value.
+INVALIDATE_TIMEOUT = 0.25
 
 
 class NearCache:
@@ -163,10 +168,15 @@ class Cache:
                 retry=Retry(NoBackoff(), 0), health_check_interval=0,
             )
             self.read_script = self.client.register_script(READ_SCRIPT)
+            self.invalidator = redis.Redis.from_url(
+                url, socket_timeout=max(timeout, INVALIDATE_TIMEOUT), socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 1), health_check_interval=0,
+            )
         self.near = NearCache(self.client.connection_pool, near_entries) if url and near_entries else None
         self.open_until = 0.0
         self.down_since = None  # when the first failing Redis call of this outage was sent
         self.pending = {}  # generation keys whose invalidation could not be sent
+        self.pending_lock = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "errors": 0}
 
     @property
@@ -180,16 +190,26 @@ class Cache:
             return False
         if self.pending:
             try:
-                self._send(self.pending)
+                self._send_pending()
             except redis.RedisError as exc:
                 self._fail(exc)
                 return False
-            self.pending.clear()
         return True
+
+    def _send_pending(self):
+        """Send every pending invalidation; each stays pending unless it was sent."""
+        with self.pending_lock:
+            batch = dict(self.pending)
+        if batch:
+            self._send(batch)
+        with self.pending_lock:
+            for key, token in batch.items():
+                if self.pending.get(key) == token:
+                    del self.pending[key]
 
     def _send(self, tokens):
         sent = time.monotonic()
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.invalidator.pipeline(transaction=False)
         pipe.mset(tokens)
         for key in tokens:
             pipe.expire(key, self.gen_ttl)
@@ -248,13 +268,13 @@ class Cache:
             return
         if self.near:
             self.near.drop(tokens)
-        if self._usable():
-            try:
-                self._send(tokens)
-                return
-            except redis.RedisError as exc:
-                self._fail(exc)
-        self.pending.update(tokens)
+        with self.pending_lock:
+            self.pending.update(tokens)
+        try:
+            self._send_pending()
+            return
+        except redis.RedisError as exc:
+            self._fail(exc)
         if self.near:
             # Other processes may still trust their memory until their lease ends; the
             # write is answered only after that, so nobody reads the old value after it.

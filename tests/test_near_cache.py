@@ -111,10 +111,13 @@ def test_a_lost_subscription_empties_the_near_cache(client, app, second_app, red
     assert_that(near(second_app).stats["resets"], greater_than(0))
 
 
-@pytest.fixture(scope="module")
-def workers(mongodb_uri, redis_server, redis_url, tmp_path_factory):
-    """The backend under gunicorn with three workers, each with its own near-cache."""
-    yield from run_backend(mongodb_uri, redis_server, redis_url, tmp_path_factory, WEB_CONCURRENCY="3")
+@pytest.fixture(scope="module", params=["50", "2"], ids=["timeout-50ms", "timeout-2ms"])
+def workers(request, mongodb_uri, redis_server, redis_url, tmp_path_factory):
+    """The backend under gunicorn with three workers, each with its own near-cache; with a
+    2 ms Redis timeout reads keep timing out and opening the circuit, which must not let
+    an invalidation be lost."""
+    yield from run_backend(mongodb_uri, redis_server, redis_url, tmp_path_factory, WEB_CONCURRENCY="3",
+                           REDIS_TIMEOUT_MS=request.param)
 
 
 def test_workers_serve_repeated_reads_from_memory(workers, redis_url):
