@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export KYB_CACHE ?= $(HOME)/.cache/kyb
 
-.PHONY: help setup run test import-bench flags-bench images smoke control-plane clean
+.PHONY: help setup run test bench import-bench flags-bench images smoke control-plane clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +21,10 @@ import-bench: setup  ## time the import of a generated 50,000-task journal into 
 
 flags-bench: setup  ## time kubelet-style flag swaps until every gunicorn worker sees them
 	@.venv/bin/python bench/flags_bench.py
+
+bench: setup  ## the backend under load against a bare Flask ceiling (wrk), caches, latency, import, flags: bench/results/
+	@scripts/bench-setup.sh
+	@KYB_BENCH_BIN="$$(scripts/bench-setup.sh --print-bin)" .venv/bin/python bench/bench.py
 
 images:  ## build both images into Minikube (after `minikube start`)
 	minikube image build -t kyb-backend:0.1.0 -f docker/backend.Dockerfile .

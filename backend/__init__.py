@@ -4,7 +4,7 @@ import sys
 import click
 from flask import Flask
 
-from . import api, cache, cli, config, db, docs, errors, flags, health, identity, logs, ratelimit
+from . import api, cache, cli, config, db, docs, errors, flags, health, identity, logs, metrics, ratelimit, tracing
 
 
 def create_app(test_config=None):
@@ -20,6 +20,8 @@ def create_app(test_config=None):
     in_cli = click.get_current_context(silent=True) is not None
     logs.setup(app.config["LOG_LEVEL"], sys.stderr if in_cli else None)
     logs.init_app(app)  # first, so every request has its id before anything can refuse it
+    metrics.init_app(app)  # next, so refused requests are counted and timed too
+    tracing.init_app(app)  # before db: pymongo is traced in the clients made after this only
     db.init_app(app)
     cache.init_app(app)
     flags.init_app(app)

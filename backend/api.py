@@ -3,7 +3,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import journal, schemas, stats
+from . import journal, metrics, schemas, stats
 from .flags import get_flags
 from .errors import Problem
 from .identity import current_email, current_roles, current_user
@@ -231,11 +231,14 @@ def import_markdown():
     limit = current_app.config["MAX_IMPORT_BYTES"]
     if (request.content_length or 0) > limit:
         raise Problem(413, "too_large", f"Imports are limited to {limit // (1024 * 1024)} MiB.")
+    data = request.get_data(cache=False)
     try:
-        text = request.get_data(cache=False).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Problem(400, "invalid_encoding", f"The file is not UTF-8 (byte {exc.start}).") from None
-    return jsonify(journal.import_markdown(current_user(), text, q.mode)), 201
+    result = journal.import_markdown(current_user(), text, q.mode)
+    metrics.observe_import(len(data), result["tasks"])
+    return jsonify(result), 201
 
 
 @bp.get("/export")

@@ -35,6 +35,8 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 # Returns [generation, cached value or false]; mints a generation if it is missing
@@ -88,6 +90,7 @@ class NearCache:
             if raw is None:
                 return False, self.seq
             self.stats["hits"] += 1
+            metrics.CACHE_HITS.labels("near").inc()
         return True, json.loads(raw)
 
     def put(self, gen_key, key, raw, seq):
@@ -127,6 +130,7 @@ class NearCache:
                 if isinstance(reply, list) and reply[0] == b"message":
                     self._drop(reply[2].decode().split())
                     self.stats["invalidations"] += 1
+                    metrics.NEAR_CACHE_INVALIDATIONS.inc()
                 elif self.ping_sent is not None:  # the only other reply: PONG
                     self.trusted_until = self.ping_sent + LEASE_SECONDS
                     self.ping_sent = None
@@ -224,6 +228,7 @@ class Cache:
 
     def _fail(self, exc):
         self.stats["errors"] += 1
+        metrics.CACHE_ERRORS.inc()
         if self.open_until <= time.monotonic():
             log.warning("redis unavailable, serving from MongoDB: %s", exc.__class__.__name__)
         self.open_until = time.monotonic() + OPEN_SECONDS
@@ -247,9 +252,11 @@ class Cache:
         self.down_since = None
         if raw:
             self.stats["hits"] += 1
+            metrics.CACHE_HITS.labels("redis").inc()
             value = json.loads(raw)
         else:
             self.stats["misses"] += 1
+            metrics.CACHE_MISSES.inc()
             value = load()
             raw = json.dumps(value, separators=(",", ":"))
             try:

@@ -26,6 +26,14 @@ SETTINGS = {
     "AUTH_DEV_USER_HEADER": ("false", lambda v: v.lower() in ("1", "true", "yes")),
     "MAX_IMPORT_BYTES": (str(8 * MIB), int),
     "FLAGS_FILE": ("config/flags.json", str),
+    # Metrics (see backend/metrics.py): METRICS_PORT, when set, is the only port that serves
+    # /metrics (gunicorn listens on it too); PROMETHEUS_MULTIPROC_DIR is where gunicorn's
+    # workers keep their values (prometheus_client reads it from the environment itself).
+    # Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set: the OpenTelemetry SDK reads
+    # the OTEL_* variables itself, the only ones the app reads outside this file.
+    "METRICS_ENABLED": ("true", lambda v: v.lower() in ("1", "true", "yes")),
+    "METRICS_PORT": ("", lambda v: int(v) if v else None),
+    "PROMETHEUS_MULTIPROC_DIR": ("", str),
     "LOG_LEVEL": ("INFO", str),
 }
 

@@ -3,6 +3,8 @@ from flask import current_app
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.uri_parser import parse_uri
 
+from . import metrics
+
 # Every query the journal makes, with the index that serves it.
 INDEXES = {
     "users": [([("user_id", ASCENDING)], {"unique": True})],
@@ -23,8 +25,9 @@ INDEXES = {
 }
 
 
-def connect(uri, timeout_ms):
-    """A client that fails fast (timeout_ms) instead of hanging when the server is gone."""
+def connect(uri, timeout_ms, listeners=()):
+    """A client that fails fast (timeout_ms) instead of hanging when the server is gone;
+    `listeners` see every command (metrics)."""
     client = MongoClient(
         uri,
         serverSelectionTimeoutMS=timeout_ms,
@@ -32,6 +35,7 @@ def connect(uri, timeout_ms):
         socketTimeoutMS=max(timeout_ms * 5, 10000),
         appname="kyb-backend",
         tz_aware=True,
+        event_listeners=list(listeners),
     )
     name = parse_uri(uri).get("database") or "kyb"
     return client, client[name]
@@ -57,7 +61,8 @@ def ping():
 
 
 def init_app(app):
-    client, database = connect(app.config["MONGODB_URI"], app.config["MONGODB_TIMEOUT_MS"])
+    client, database = connect(app.config["MONGODB_URI"], app.config["MONGODB_TIMEOUT_MS"],
+                               metrics.mongo_listeners(app))
     app.extensions["kyb.mongo"] = client
     app.extensions["kyb.db"] = database
     app.extensions["kyb.indexed"] = False

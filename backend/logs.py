@@ -1,4 +1,5 @@
-"""JSON log lines on stdout, each carrying the request id of the request it belongs to."""
+"""JSON log lines on stdout, each carrying the request id of the request it belongs to
+(and, when tracing is on, the trace and span ids of the span active when it was logged)."""
 import json
 import logging
 import sys
@@ -6,6 +7,8 @@ import time
 import uuid
 
 from flask import g, has_request_context, request
+
+from . import tracing
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,6 +21,9 @@ class JsonFormatter(logging.Formatter):
         }
         if has_request_context() and "request_id" in g:
             line["request_id"] = g.request_id
+        ids = tracing.span_ids()
+        if ids:
+            line["trace_id"], line["span_id"] = ids
         for key in ("method", "path", "status", "duration_ms", "user"):
             if hasattr(record, key):
                 line[key] = getattr(record, key)

@@ -29,7 +29,9 @@ def main():
             server = servers.ferretdb(Path(tmp) / "ferretdb").start()
             uri = f"mongodb://127.0.0.1:{server.port}/kyb_bench"
         try:
-            app = create_app({"MONGODB_URI": uri, "REDIS_URL": ""})
+            # One insert_many of 50,000 tasks can take FerretDB longer than the production socket
+            # timeout (5 x MONGODB_TIMEOUT_MS, at least 10 s) on a busy machine; this measures the time.
+            app = create_app({"MONGODB_URI": uri, "REDIS_URL": "", "MONGODB_TIMEOUT_MS": 60_000})
             with app.app_context():
                 started = time.perf_counter()
                 result = journal.import_markdown("bench", text, "replace")

@@ -10,10 +10,12 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --requirement /tmp/requirements.txt
 
 FROM python:3.11.7-slim-bookworm
+# PROMETHEUS_MULTIPROC_DIR: where gunicorn's workers share their metrics (as k8s/base/backend.env).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PORT=8000
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/kyb-metrics
 RUN groupadd --system --gid 10001 kyb \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kyb
 COPY --from=build /opt/venv /opt/venv

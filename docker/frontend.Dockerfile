@@ -10,16 +10,20 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --requirement /tmp/requirements.txt
 
 FROM python:3.11.7-slim-bookworm
+# PROMETHEUS_MULTIPROC_DIR: where gunicorn's workers share their metrics (as k8s/base/frontend.env).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PORT=8080
+    PORT=8080 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/kyb-metrics
 RUN groupadd --system --gid 10001 kyb \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kyb
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config/gunicorn.conf.py config/gunicorn.conf.py
 COPY frontend frontend
+# The load generator's script (k8s/components/loadgenerator runs it in this image).
+COPY bench/loadgen.py bench/loadgen.py
 USER 10001:10001
 EXPOSE 8080
 CMD ["gunicorn", "--config", "config/gunicorn.conf.py", "frontend:create_app()"]

@@ -1,7 +1,7 @@
 """kyb frontend: server-rendered pages over the backend's JSON API (HTTP only)."""
 from flask import Flask
 
-from . import backend_client, config, errors, health, logs, markdown, security, views
+from . import auth, backend_client, config, errors, health, logs, markdown, metrics, security, sessions, tracing, views
 
 # Uploads bigger than this are refused before a view reads them; the backend has its own limit.
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
@@ -21,7 +21,11 @@ def create_app(test_config=None):
     )
     logs.setup(app.config["LOG_LEVEL"])
     logs.init_app(app)
+    metrics.init_app(app)  # next, so refused requests are counted and timed too
+    tracing.init_app(app)
+    sessions.init_app(app)
     backend_client.init_app(app)
+    auth.init_app(app)  # before security: a signed-out POST goes to sign-in, not to a CSRF refusal
     security.init_app(app)
     errors.init_app(app)
     markdown.init_app(app)

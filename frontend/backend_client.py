@@ -13,11 +13,10 @@ from flask import current_app
 from requests.adapters import HTTPAdapter
 
 from . import logs
-from .identity import current_user
+from .auth import backend_headers
 
 log = logging.getLogger(__name__)
 API = "/api/v1"
-USER_HEADER = "X-User-Id"
 # gunicorn runs each worker with a few threads; one pooled connection per thread is enough.
 POOL_SIZE = 8
 
@@ -98,9 +97,7 @@ class Backend:
         headers = kwargs.pop("headers", {})
         if logs.request_id():
             headers["X-Request-ID"] = logs.request_id()
-        user = current_user()
-        if user:
-            headers[USER_HEADER] = user
+        headers.update(backend_headers())
         try:
             response = self.session.request(method, self.base_url + path, headers=headers,
                                             timeout=self.timeout, **kwargs)

@@ -4,22 +4,26 @@ A refused form (`Invalid`, from the backend or from the frontend's own checks)
 is shown again on the page it came from, with each message next to its field.
 A change refused by a feature flag (sent from a page older than the flag) goes
 back to that page with the backend's message; a page whose feature is off is a
-"Switched off" 404.
+"Switched off" 404. When sign-in cannot work (Keycloak or the session store out of
+reach, an answer from Keycloak that is refused) the page says so, with a way to try again.
 """
 import logging
 
 from flask import current_app, flash, g, redirect, render_template, request
-from werkzeug.exceptions import HTTPException, NotFound as NoRoute
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound as NoRoute
 from werkzeug.routing import RequestRedirect
 
 from . import flags
+from .auth import SignInFailed, SignInUnavailable
 from .backend_client import BackendError, BackendUnavailable, Invalid, NotFound, SwitchedOff
 from .security import safe_next
+from .sessions import SessionStoreUnavailable
 
 log = logging.getLogger(__name__)
 
 TITLES = {
     400: "That did not work",
+    401: "Not signed in",
     403: "Not allowed",
     404: "Not found",
     405: "Not allowed here",
@@ -89,8 +93,29 @@ def init_app(app):
         return error_page(503, "The journal cannot be reached right now. Nothing was lost; "
                                "try again in a moment.")
 
+    @app.errorhandler(SignInFailed)
+    def _sign_in_failed(exc):
+        log.warning("sign-in refused: %s", exc)
+        return error_page(400, "Signing in did not work (the answer from the sign-in service was refused). "
+                               "Go back to the journal to sign in again.", "Sign-in failed")
+
+    @app.errorhandler(SignInUnavailable)
+    def _sign_in_unavailable(exc):
+        log.warning("sign-in unavailable: %s", exc)
+        return error_page(503, "The sign-in service cannot be reached right now. Nothing was lost; "
+                               "try again in a moment.", "Sign-in is unavailable")
+
+    @app.errorhandler(SessionStoreUnavailable)
+    def _no_session_store(exc):
+        return error_page(503, "Sessions cannot be kept right now (the session store is out of reach), "
+                               "so nobody can be signed in. Nothing was lost; try again in a moment.",
+                          "Sign-in is unavailable")
+
     @app.errorhandler(HTTPException)
     def _http(exc):
+        # A session that could not be saved fails after the view, where Flask wraps it in a 500.
+        if isinstance(exc, InternalServerError) and isinstance(exc.original_exception, SessionStoreUnavailable):
+            return _no_session_store(exc.original_exception)
         return error_page(exc.code or 500, exc.description)
 
     @app.errorhandler(Exception)

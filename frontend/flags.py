@@ -3,8 +3,9 @@
 Fetched at most once per request, lazily (the first template or view that asks),
 with one `GET /api/v1/flags` through the backend client; never cached across
 requests, so an edit of the flags shows on the next page. When the backend
-cannot answer, the page is rendered with DEFAULT_FLAGS (features shown as the
-backend answers for a flag file that lacks them, `read_only` off).
+cannot answer, or on a page of the sign-in (nobody is signed in yet), the page is
+rendered with DEFAULT_FLAGS (features shown as the backend answers for a flag file
+that lacks them, `read_only` off).
 """
 import logging
 
@@ -20,6 +21,8 @@ GATED_PAGES = {"pages.stats": "stats", "pages.import_page": "markdown_import"}
 
 def current():
     """The request's flags: {name: value} with every key of DEFAULT_FLAGS."""
+    if "flags" not in g and "user" not in g:  # a page of the sign-in: the backend would refuse
+        g.flags = dict(DEFAULT_FLAGS)
     if "flags" not in g:
         try:
             g.flags = backend().flags()

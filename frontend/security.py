@@ -6,24 +6,30 @@ equivalent of Flask-WTF's CSRFProtect, without forms classes we do not need).
 """
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from flask import abort, request, session
 
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-# No inline script or style anywhere: htmx is told not to inject its indicator
-# styles (meta htmx-config), and charts are SVG styled from the stylesheet.
-CSP = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self'",
-    "connect-src 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-])
+
+def content_security_policy(sign_in_url):
+    """No inline script or style anywhere: htmx is told not to inject its indicator styles
+    (meta htmx-config), and charts are SVG styled from the stylesheet. Forms post here only,
+    but browsers apply form-action to the redirects that follow too: sign-out, and a form
+    sent after the session ended, go on to the sign-in service at `sign_in_url`."""
+    sign_in = urlsplit(sign_in_url)
+    return "; ".join([
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'" + (f" {sign_in.scheme}://{sign_in.netloc}" if sign_in.netloc else ""),
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ])
 
 
 def csrf_token():
@@ -35,6 +41,7 @@ def csrf_token():
 
 def init_app(app):
     app.jinja_env.globals["csrf_token"] = csrf_token
+    csp = content_security_policy(app.config["OIDC_ISSUER"])
 
     @app.before_request
     def _check_csrf():
@@ -47,7 +54,7 @@ def init_app(app):
     @app.after_request
     def _headers(response):
         headers = response.headers
-        headers["Content-Security-Policy"] = CSP
+        headers["Content-Security-Policy"] = csp
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "same-origin"
         headers["X-Frame-Options"] = "DENY"

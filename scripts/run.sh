@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Start the whole stack locally: FerretDB and redis-server (unless MONGODB_URI /
-# REDIS_URL point elsewhere), then the backend and the frontend under gunicorn.
-# Ctrl-C stops it all.
+# Start the whole stack locally: Keycloak, FerretDB and redis-server (unless MONGODB_URI /
+# REDIS_URL point elsewhere), then the backend and the frontend under gunicorn; the web UI
+# signs users in at that Keycloak. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${KYB_CACHE:-$HOME/.cache/kyb}"
@@ -46,23 +46,32 @@ if [ -z "${MONGODB_URI:-}" ]; then
   wait_port "$FERRETDB_PORT" ferretdb
   export MONGODB_URI="mongodb://127.0.0.1:$FERRETDB_PORT/kyb"
 fi
-if [ -z "${REDIS_URL+set}" ]; then
+# Redis: the backend's cache (none with REDIS_URL set empty) and the web UI's sessions.
+if [ -z "${REDIS_URL:-}" ]; then
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
     --maxmemory 128mb --maxmemory-policy allkeys-lru >var/log/redis.log 2>&1 &
   pids+=($!)
   wait_port "$REDIS_PORT" redis
-  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+  sessions_url="redis://127.0.0.1:$REDIS_PORT/1"
+  [ -n "${REDIS_URL+set}" ] || export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+else
+  sessions_url="$REDIS_URL"
 fi
 
 scripts/setup-keycloak.sh --wait "$KEYCLOAK_PORT" "$keycloak_pid" ||
   { echo "keycloak did not start; see var/log/keycloak.log" >&2; exit 1; }
 export OIDC_ISSUER="http://127.0.0.1:$KEYCLOAK_PORT/realms/kyb"
 
-# Until the frontend signs users in, the local stack also trusts X-User-Id (a development setting).
-PORT="$BACKEND_PORT" AUTH_DEV_USER_HEADER="${AUTH_DEV_USER_HEADER:-true}" .venv/bin/gunicorn -c config/gunicorn.conf.py "backend:create_app()" &
+# The web UI sends Keycloak's tokens; the local backend also trusts X-User-Id (a development
+# setting) so that curl, `make smoke` and Postman's development mode work without a token.
+# Each app's workers share their metrics in a directory of its own (curl localhost:PORT/metrics).
+PORT="$BACKEND_PORT" AUTH_DEV_USER_HEADER="${AUTH_DEV_USER_HEADER:-true}" PROMETHEUS_MULTIPROC_DIR=var/metrics/backend \
+  .venv/bin/gunicorn -c config/gunicorn.conf.py "backend:create_app()" &
 pids+=($!)
 wait_port "$BACKEND_PORT" backend
-PORT="$FRONTEND_PORT" BACKEND_URL="http://127.0.0.1:$BACKEND_PORT" \
+# The client secret is the realm file's, as Keycloak imported it.
+PORT="$FRONTEND_PORT" BACKEND_URL="http://127.0.0.1:$BACKEND_PORT" REDIS_URL="$sessions_url" \
+  PROMETHEUS_MULTIPROC_DIR=var/metrics/frontend OIDC_CLIENT_SECRET="${KYB_FRONTEND_CLIENT_SECRET:-kyb-dev-frontend-secret}" \
   .venv/bin/gunicorn -c config/gunicorn.conf.py "frontend:create_app()" &
 pids+=($!)
 wait_port "$FRONTEND_PORT" frontend
@@ -71,7 +80,8 @@ cat <<MSG
 
 kyb is running (Ctrl-C stops everything):
   web UI        http://127.0.0.1:$FRONTEND_PORT/
-  Keycloak      http://127.0.0.1:$KEYCLOAK_PORT/admin (admin/admin; realm kyb, users ann, bob)
+                sign in as ann / ann-password, or bob / bob-password (an admin)
+  Keycloak      http://127.0.0.1:$KEYCLOAK_PORT/admin (admin/admin; realm kyb)
   backend API   http://127.0.0.1:$BACKEND_PORT/api/v1/days
   health        http://127.0.0.1:$BACKEND_PORT/readyz
   MongoDB       $MONGODB_URI

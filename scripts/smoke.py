@@ -3,11 +3,15 @@
     python scripts/smoke.py BASE_URL [--date YYYY-MM-DD]
 
 BASE_URL is the backend (e.g. http://127.0.0.1:8000, or a `kubectl port-forward` to
-svc/backend). The script creates a day, adds a task, ticks it, reads the day, checks
+svc/backend). A backend that trusts Keycloak's tokens only (as on Kubernetes) needs one:
+the environment variable KYB_TOKEN holds an access token (docs/keycloak.md shows how to get
+one with curl); without it the calls name no user (the development backend of `make run`
+answers for its default user). The script creates a day, adds a task, ticks it, reads the day, checks
 the Markdown export, and deletes the day again. It refuses to touch a day that exists
 already, so it never deletes a user's data. Exit status 0 means every step passed.
 """
 import argparse
+import os
 import sys
 import uuid
 
@@ -38,16 +42,22 @@ def find_task(tasks, task_id):
     return None
 
 
-def smoke(base_url, date):
-    """Run every step against `base_url`; raises SmokeFailure at the first that fails."""
+def smoke(base_url, date, token=None):
+    """Run every step against `base_url` (as the user of `token`, if given); raises
+    SmokeFailure at the first that fails."""
     base_url = base_url.rstrip("/")
     api = f"{base_url}/api/v1"
     http = requests.Session()
+    if token:
+        http.headers["Authorization"] = f"Bearer {token}"
     text = f"kyb smoke test {uuid.uuid4().hex[:8]}"
 
     expect(http.get(f"{base_url}/healthz", timeout=TIMEOUT_SECONDS), 200, "backend is alive (/healthz)")
     expect(http.get(f"{base_url}/readyz", timeout=TIMEOUT_SECONDS), 200, "backend reaches MongoDB (/readyz)")
-    if http.get(f"{api}/days/{date}", timeout=TIMEOUT_SECONDS).status_code != 404:
+    existing = http.get(f"{api}/days/{date}", timeout=TIMEOUT_SECONDS).status_code
+    if existing == 401:
+        raise SmokeFailure("the backend wants an access token: set KYB_TOKEN (see docs/keycloak.md)")
+    if existing != 404:
         raise SmokeFailure(f"day {date} exists already: choose another with --date, so no real data is touched")
 
     new_day = {"date": date, "start": "09:00", "end": "17:00"}
@@ -83,7 +93,7 @@ def main(argv=None):
     parser.add_argument("--date", default="2026-01-05", help="the day to create and delete (must not exist)")
     args = parser.parse_args(argv)
     try:
-        smoke(args.base_url, args.date)
+        smoke(args.base_url, args.date, os.environ.get("KYB_TOKEN"))
     except (SmokeFailure, requests.RequestException) as failure:
         print(f"FAIL {failure}", file=sys.stderr)
         return 1

@@ -6,7 +6,6 @@ Each test starts from an empty journal (`journal` empties the module's database 
 Redis), so a module pays for its servers once and its tests stay independent.
 """
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -142,11 +141,29 @@ def journal(backend_server, mongodb_uri, redis_url):
     return Journal(backend_server.url)
 
 
+# Test frontends sign every visitor in as the backend's default user (development sign-in),
+# so the journal a test arranges through the API without a user header is the one they show.
+DEV_USER = "demo"
+
+
+def sessions_url(redis_server):
+    """Where test frontends keep their sessions: database 1 of the test Redis (`journal`
+    empties database 0), started again if an earlier test stopped it."""
+    if redis_server.process is None:
+        redis_server.start()
+    return f"redis://127.0.0.1:{redis_server.port}/1"
+
+
+def frontend_settings(redis_server, **settings):
+    """A test frontend's settings: sessions in the test Redis, development sign-in, and `settings`."""
+    return {"REDIS_URL": sessions_url(redis_server), "AUTH_DEV_USER": DEV_USER, **settings}
+
+
 @pytest.fixture
-def frontend_app(backend_server):
+def frontend_app(backend_server, redis_server):
     from frontend import create_app
 
-    return create_app({"BACKEND_URL": backend_server.url, "TESTING": True, "SECRET_KEY": secrets.token_hex(16)})
+    return create_app(frontend_settings(redis_server, BACKEND_URL=backend_server.url, TESTING=True))
 
 
 @pytest.fixture
@@ -156,10 +173,10 @@ def frontend(frontend_app, journal):
 
 
 @pytest.fixture(scope="module")
-def frontend_server(backend_server, tmp_path_factory):
+def frontend_server(backend_server, redis_server, tmp_path_factory):
     """The frontend under gunicorn, pointed at the module's backend."""
-    server = AppServer("frontend", {"BACKEND_URL": backend_server.url, "SECRET_KEY": secrets.token_hex(16),
-                                    "LOG_LEVEL": "WARNING"},
+    server = AppServer("frontend", frontend_settings(redis_server, BACKEND_URL=backend_server.url,
+                                                     LOG_LEVEL="WARNING"),
                        tmp_path_factory.mktemp("frontend") / "frontend.log")
     yield server
     server.stop()

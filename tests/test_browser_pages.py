@@ -8,7 +8,7 @@ from hamcrest import assert_that, empty, equal_to
 
 from tests import servers
 from tests.api import SEED
-from tests.stack import AppServer, Journal, axe_violations, open_page, screenshot
+from tests.stack import AppServer, Journal, axe_violations, frontend_settings, open_page, screenshot
 
 TODAY = dt.date.today().isoformat()
 PHONE = {"width": 390, "height": 844}
@@ -50,10 +50,11 @@ def seeded(backend_server):
 
 
 @pytest.fixture(scope="module")
-def frontend_without_backend(tmp_path_factory):
+def frontend_without_backend(redis_server, tmp_path_factory):
     """The frontend pointed at a port where nothing listens."""
-    server = AppServer("frontend", {"BACKEND_URL": f"http://127.0.0.1:{servers.free_port()}",
-                                    "BACKEND_TIMEOUT_MS": "500", "LOG_LEVEL": "WARNING"},
+    nowhere = f"http://127.0.0.1:{servers.free_port()}"
+    server = AppServer("frontend", frontend_settings(redis_server, BACKEND_URL=nowhere, BACKEND_TIMEOUT_MS="500",
+                                                     LOG_LEVEL="WARNING"),
                        tmp_path_factory.mktemp("frontend-alone") / "frontend.log")
     yield server
     server.stop()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hamcrest import assert_that, equal_to, has_entries, is_not
+from hamcrest import assert_that, contains_string, equal_to, has_entries, is_not
 from pymongo import MongoClient
 
 from tests import servers
@@ -118,9 +118,11 @@ class Container:
         flags = tmp_path / "flags"  # where the kyb-flags ConfigMap is mounted on the cluster
         flags.mkdir()
         shutil.copy(ROOT / "config" / "flags.json", flags / "flags.json")
+        self.metrics_port = servers.free_port()
         path = f"{venv / 'bin'}:/usr/bin:/bin"
         env = {"HOME": str(home), "TMPDIR": str(tmp_path)} | self.stage["env"] | cluster_settings(app) | settings
-        env |= {"PATH": path, "PORT": str(self.port), "FLAGS_FILE": str(flags / "flags.json")}
+        env |= {"PATH": path, "PORT": str(self.port), "FLAGS_FILE": str(flags / "flags.json"),
+                "METRICS_PORT": str(self.metrics_port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
         self.log = tmp_path / f"{app}.log"
         argv = self.stage["entrypoint"] + self.stage["cmd"]
         argv[0] = shutil.which(argv[0], path=path) or argv[0]
@@ -184,6 +186,18 @@ def test_the_image_command_serves_the_probes(container, path):
     assert_that(response.status_code, equal_to(200), response.text)
 
 
+@pytest.mark.parametrize("container", APPS, indirect=True)
+def test_the_image_command_serves_metrics_on_the_metrics_port_only(container):
+    app = container.stage["cmd"][-1].split(":")[0]
+    metrics = requests.get(f"http://127.0.0.1:{container.metrics_port}/metrics", timeout=5)
+
+    assert_that(metrics.status_code, equal_to(200))
+    assert_that(metrics.text, contains_string(f"kyb_{app}_http_requests_total"))
+    assert_that(requests.get(f"{container.url}/metrics", timeout=5).status_code, equal_to(404))
+    assert_that(requests.get(f"http://127.0.0.1:{container.metrics_port}/healthz", timeout=5).status_code,
+                equal_to(404))
+
+
 def test_the_backend_is_ready_with_its_database_and_cache(backend_container):
     assert_that(requests.get(f"{backend_container.url}/readyz", timeout=5).json(),
                 has_entries(database="ok", cache=is_not("unavailable")))
@@ -207,7 +221,8 @@ def test_the_image_runs_gunicorn_with_the_config_file_as_a_numeric_non_root_user
                 equal_to(["gunicorn", "--config", "config/gunicorn.conf.py", f"{app}:create_app()"]))
     assert re.fullmatch(r"[1-9]\d{3,}:\d+", stage["user"] or ""), f"USER {stage['user']} is no numeric non-root uid:gid"
     assert_that(re.search(r"runAsUser: (\d+)", manifest)[1], equal_to(stage["user"].split(":")[0]))
-    assert_that(stage["env"]["PORT"], equal_to(cluster_settings(app)["PORT"]))
+    for name in ("PORT", "PROMETHEUS_MULTIPROC_DIR"):
+        assert_that(stage["env"][name], equal_to(cluster_settings(app)[name]))
 
 
 @pytest.mark.parametrize("app", APPS)

@@ -11,14 +11,20 @@ from hamcrest import assert_that, contains_string, equal_to, has_entries, is_not
 
 from frontend import create_app
 from tests import servers
+from tests.stack import frontend_settings
 
 
-def client_for(backend_url, **settings):
-    app = create_app({"BACKEND_URL": backend_url, "TESTING": True, **settings})
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["csrf_token"] = "t"
-    return client
+@pytest.fixture
+def client_for(redis_server):
+    """client_for(backend_url, **settings): a test client of the frontend on that backend."""
+    def make(backend_url, **settings):
+        app = create_app(frontend_settings(redis_server, BACKEND_URL=backend_url, TESTING=True, **settings))
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["csrf_token"] = "t"
+        return client
+
+    return make
 
 
 @pytest.fixture
@@ -61,7 +67,7 @@ def failing_backend():
 
 
 @pytest.mark.parametrize("path", ["/", "/days/2026-11-24", "/backlog", "/notes", "/stats", "/export/worklog.md"])
-def test_a_page_is_a_friendly_503_when_the_backend_is_down(nothing_listens, path):
+def test_a_page_is_a_friendly_503_when_the_backend_is_down(client_for, nothing_listens, path):
     response = client_for(nothing_listens).get(path)
 
     html = response.get_data(as_text=True)
@@ -71,13 +77,13 @@ def test_a_page_is_a_friendly_503_when_the_backend_is_down(nothing_listens, path
     assert_that(html, is_not(contains_string("Traceback")))
 
 
-def test_a_form_sent_while_the_backend_is_down_gets_the_503_page(nothing_listens):
+def test_a_form_sent_while_the_backend_is_down_gets_the_503_page(client_for, nothing_listens):
     response = client_for(nothing_listens).post("/days/2026-11-24/tasks", data={"text": "x", "csrf_token": "t"})
 
     assert_that(response.status_code, equal_to(503))
 
 
-def test_a_backend_that_does_not_answer_is_given_up_after_the_timeout(silent_backend):
+def test_a_backend_that_does_not_answer_is_given_up_after_the_timeout(client_for, silent_backend):
     client = client_for(silent_backend, BACKEND_TIMEOUT_MS=300)
 
     started = time.monotonic()
@@ -87,28 +93,28 @@ def test_a_backend_that_does_not_answer_is_given_up_after_the_timeout(silent_bac
     assert_that(time.monotonic() - started, less_than(2))
 
 
-def test_a_failing_backend_is_shown_as_unavailable_without_its_details(failing_backend):
+def test_a_failing_backend_is_shown_as_unavailable_without_its_details(client_for, failing_backend):
     response = client_for(failing_backend).get("/")
 
     assert_that(response.status_code, equal_to(503))
     assert_that(response.get_data(as_text=True), is_not(contains_string("boom")))
 
 
-def test_healthz_answers_without_the_backend(nothing_listens):
+def test_healthz_answers_without_the_backend(client_for, nothing_listens):
     response = client_for(nothing_listens).get("/healthz")
 
     assert_that(response.status_code, equal_to(200))
 
 
 @pytest.mark.parametrize("backend", ["nothing_listens", "failing_backend"])
-def test_readyz_says_the_backend_is_unavailable(request, backend):
+def test_readyz_says_the_backend_is_unavailable(client_for, request, backend):
     response = client_for(request.getfixturevalue(backend)).get("/readyz")
 
     assert_that(response.status_code, equal_to(503))
     assert_that(response.get_json(), equal_to({"status": "unavailable", "backend": "unavailable"}))
 
 
-def test_each_request_is_logged_as_one_json_line_with_its_request_id(nothing_listens, capsys):
+def test_each_request_is_logged_as_one_json_line_with_its_request_id(client_for, nothing_listens, capsys):
     client = client_for(nothing_listens)
     capsys.readouterr()
 

@@ -9,6 +9,7 @@ from hamcrest import (assert_that, contains_string, ends_with, equal_to, has_ent
                       is_not, starts_with)
 
 from tests.api import SEED, texts
+from tests.stack import frontend_settings
 
 DAY = "2026-11-24"
 TODAY = dt.date.today().isoformat()
@@ -542,10 +543,10 @@ def test_the_session_cookie_is_http_only_and_same_site_lax(frontend):
     assert_that(cookie, is_not(contains_string("Secure")))
 
 
-def test_the_session_cookie_is_secure_when_configured(backend_server, journal):
+def test_the_session_cookie_is_secure_when_configured(backend_server, redis_server, journal):
     from frontend import create_app
 
-    app = create_app({"BACKEND_URL": backend_server.url, "SESSION_COOKIE_SECURE": True})
+    app = create_app(frontend_settings(redis_server, BACKEND_URL=backend_server.url, SESSION_COOKIE_SECURE=True))
 
     response = app.test_client().get("/")
     assert_that(response.headers["Set-Cookie"], contains_string("Secure"))

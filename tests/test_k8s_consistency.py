@@ -29,6 +29,7 @@ NEEDED_PATHS = {
     ("frontend", "backend", "http"),
     ("backend", "mongodb", "mongodb"),
     ("backend", "redis", "redis"),
+    ("frontend", "redis", "redis"),
     ("frontend", "keycloak", "http"),
     ("backend", "keycloak", "http"),
 }
@@ -36,6 +37,12 @@ HA_PATHS = {
     ("mongodb", "mongodb", "mongodb"),
     ("mongodb-replica-set-init", "mongodb", "mongodb"),
 }
+# The paths an optional component adds: the load generator browses the frontend and signs in at Keycloak.
+COMPONENT_PATHS = {
+    "loadgenerator": {("loadgenerator", "frontend", "http"), ("loadgenerator", "keycloak", "http")},
+}
+# Set by the observability component for the OpenTelemetry SDK, which reads them itself.
+OTEL_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_PYTHON_FLASK_EXCLUDED_URLS"}
 # Open to every source (browsers, NodePort, ingress controller): the UI and the sign-in pages.
 BROWSER_PORTS = (("frontend", "http"), ("keycloak", "http"))
 WORLD, DNS = "world", "kube-dns"
@@ -129,9 +136,9 @@ def served_paths(app):
                 extension.close()
 
 
-def expected_env(app):
+def expected_env(app, variant="default"):
     config = importlib.import_module(f"{app}.config")
-    return set(config.ENV_VARS) | {"PORT", "WEB_CONCURRENCY"}
+    return set(config.ENV_VARS) | {"PORT", "WEB_CONCURRENCY"} | (OTEL_ENV if variant == "observability" else set())
 
 
 # -- the checks ----------------------------------------------------------------------
@@ -335,6 +342,24 @@ def network_problems(rendering, needed):
             + [f"egress allowed but not needed: {path}" for path in sorted(egress - expected_egress)])
 
 
+def sign_in_problems(rendering):
+    """No development sign-in on a cluster, and the frontend, the backend and Keycloak agree
+    on the issuer and the frontend client's secret."""
+    frontend, backend = env_values(rendering, "frontend"), env_values(rendering, "backend")
+    keycloak = env_values(rendering, "keycloak")
+    problems = []
+    if frontend.get("AUTH_DEV_USER"):
+        problems.append(f"frontend: AUTH_DEV_USER={frontend['AUTH_DEV_USER']} signs every visitor in")
+    if backend.get("AUTH_DEV_USER_HEADER") != "false":
+        problems.append("backend: AUTH_DEV_USER_HEADER is not false, X-User-Id would name the user")
+    for app, values in (("frontend", frontend), ("backend", backend)):
+        if values.get("OIDC_ISSUER") != f"{keycloak['KC_HOSTNAME']}/realms/kyb":
+            problems.append(f"{app}: OIDC_ISSUER is not Keycloak's KC_HOSTNAME/realms/kyb")
+    if frontend.get("OIDC_CLIENT_SECRET") != keycloak["KYB_FRONTEND_CLIENT_SECRET"]:
+        problems.append("frontend: OIDC_CLIENT_SECRET is not the secret Keycloak imports")
+    return problems
+
+
 def hardening_problems(rendering):
     """Every workload is locked down, labelled, sized and stops gracefully."""
     problems = []
@@ -405,12 +430,12 @@ def test_probes_ask_for_paths_the_apps_serve(variant, served):
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("app", APPS)
 def test_env_vars_set_are_exactly_those_the_app_reads(variant, app):
-    assert_that(env_problems(render(variant), app, expected_env(app)), empty())
+    assert_that(env_problems(render(variant), app, expected_env(app, variant)), empty())
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_network_policies_open_exactly_the_needed_paths(variant):
-    needed = NEEDED_PATHS | (HA_PATHS if variant == "ha" else set())
+    needed = NEEDED_PATHS | (HA_PATHS if variant == "ha" else set()) | COMPONENT_PATHS.get(variant, set())
 
     assert_that(network_problems(render(variant), needed), empty())
 
@@ -448,7 +473,7 @@ def test_the_app_listens_on_the_port_its_service_targets(app):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_the_frontend_and_backend_urls_name_services_and_their_ports(variant):
     rendering = render(variant)
-    urls = {"frontend": ["BACKEND_URL"], "backend": ["REDIS_URL"]}
+    urls = {"frontend": ["BACKEND_URL", "REDIS_URL", "OIDC_DISCOVERY_URL"], "backend": ["REDIS_URL"]}
     for app, names in urls.items():
         values = env_values(rendering, app)
         for name in names:
@@ -558,6 +583,11 @@ def test_the_images_the_manifests_run_are_built_by_the_makefile_and_the_docs():
                 f"{where} does not build {image} from {dockerfile}"
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_on_a_cluster_only_keycloaks_tokens_name_the_user(variant):
+    assert_that(sign_in_problems(render(variant)), empty())
+
+
 # -- a broken copy of k8s/ makes the checks speak up ----------------------------------
 
 def test_a_service_selector_that_matches_nothing_is_reported(tmp_path):
@@ -598,8 +628,20 @@ def test_a_network_path_the_stack_does_not_need_is_reported(tmp_path):
                           only_backend + to_redis, "    - podSelector: {}\n" + to_redis)
 
     assert_that(network_problems(render("default", broken), NEEDED_PATHS),
-                has_items("ingress allowed but not needed: ('frontend', 'redis', 'redis')",
+                has_items("ingress allowed but not needed: ('keycloak', 'redis', 'redis')",
                           "ingress allowed but not needed: ('mongodb', 'redis', 'redis')"))
+
+
+@pytest.mark.parametrize("file, old, new, problem", [
+    ("base/frontend.env", "AUTH_DEV_USER=\n", "AUTH_DEV_USER=demo\n",
+     "frontend: AUTH_DEV_USER=demo signs every visitor in"),
+    ("base/backend.env", "AUTH_DEV_USER_HEADER=false\n", "AUTH_DEV_USER_HEADER=true\n",
+     "backend: AUTH_DEV_USER_HEADER is not false, X-User-Id would name the user"),
+])
+def test_a_development_sign_in_on_the_cluster_is_reported(tmp_path, file, old, new, problem):
+    broken = patched_copy(tmp_path, file, old, new)
+
+    assert_that(sign_in_problems(render("default", broken)), equal_to([problem]))
 
 
 def test_a_missing_network_path_is_reported(tmp_path):
@@ -608,4 +650,4 @@ def test_a_missing_network_path_is_reported(tmp_path):
                           "          app.kubernetes.io/name: rediss\n    ports:")
 
     assert_that(network_problems(render("default", broken), NEEDED_PATHS),
-                equal_to(["egress not allowed: ('backend', 'redis', 'redis')"]))
+                equal_to(["egress not allowed: ('frontend', 'redis', 'redis')"]))

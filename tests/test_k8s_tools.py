@@ -24,8 +24,17 @@ from tests.servers import unavailable
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
 KUBERNETES_VERSIONS = ("1.33.0", "1.34.0")
-# What a user deploys: the default stack, the stack with the optional Ingress, the HA overlay.
-VARIANTS = ("default", "ingress", "ha")
+
+
+def optional_components():
+    """The components under k8s/components that k8s/kustomization.yaml does not list already."""
+    default = set(re.findall(r"^- components/([\w-]+)$", (K8S / "kustomization.yaml").read_text(), re.M))
+    return tuple(sorted(path.parent.name for path in (K8S / "components").glob("*/kustomization.yaml")
+                        if path.parent.name not in default))
+
+
+# What a user deploys: the default stack, the stack with each optional component, the HA overlay.
+VARIANTS = ("default", *optional_components(), "ha")
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
 YAML_TO_JSON = "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)"
 
@@ -83,13 +92,13 @@ def render(variant, k8s=K8S):
         text = kustomize(k8s)
     elif variant == "ha":
         text = kustomize(k8s / "overlays" / "ha")
-    elif variant == "ingress":
+    elif (k8s / "components" / variant / "kustomization.yaml").exists():
         # A kustomization may name a base or component only by a relative path.
         with tempfile.TemporaryDirectory() as work:
             relative = os.path.relpath(k8s, work)
             Path(work, "kustomization.yaml").write_text(
                 "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                f"resources:\n- {relative}\ncomponents:\n- {relative}/components/ingress\n")
+                f"resources:\n- {relative}\ncomponents:\n- {relative}/components/{variant}\n")
             text = kustomize(work)
     else:
         raise ValueError(variant)

@@ -13,9 +13,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 def served_operations(app):
-    # Static files and the HTML page that shows the spec are not part of the API.
+    # Static files, the HTML page that shows the spec and Prometheus's /metrics are not part of the API.
     return {(rule.rule.replace("<", "{").replace(">", "}"), method.lower())
-            for rule in app.url_map.iter_rules() if rule.endpoint not in ("static", "docs.api_docs")
+            for rule in app.url_map.iter_rules() if rule.endpoint not in ("static", "docs.api_docs", "metrics.metrics")
             for method in rule.methods - {"HEAD", "OPTIONS"}}
 
 
