@@ -1,5 +1,6 @@
 """The JSON API, /api/v1. Views parse the request, call the journal and shape the response."""
 import logging
+import re
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -70,15 +71,26 @@ def if_match():
     return int(value[1:-1])
 
 
+# The first `"version":` after `{` or `,` in a day's JSON text: its own (it precedes "tasks";
+# inside a JSON string every `"` is escaped, so no text can fake it).
+TOP_VERSION = re.compile(rb'[{,]"version":(\d+)')
+
+
 def with_etag(payload, status=200):
-    """A JSON response tagged with the resource's version; 304 if the client has it."""
-    etag = f'"{payload["version"]}"'
-    if status == 200 and request.if_none_match.contains_weak(str(payload["version"])):
+    """A JSON response tagged with the resource's version; 304 if the client has it.
+    `payload` is a dict, or JSON text (bytes) of one, sent as it is."""
+    if isinstance(payload, bytes):
+        version = TOP_VERSION.search(payload).group(1).decode()
+    else:
+        version = str(payload["version"])
+    if status == 200 and request.if_none_match.contains_weak(version):
         response = Response(status=304)
+    elif isinstance(payload, bytes):
+        response = Response(payload, status=status, mimetype="application/json")
     else:
         response = jsonify(payload)
         response.status_code = status
-    response.headers["ETag"] = etag
+    response.headers["ETag"] = f'"{version}"'
     return response
 
 
@@ -104,7 +116,7 @@ def create_day():
 @bp.get("/days/<date>")
 @doc("A day with its task tree and notes", "days", response=schemas.Day, etag=True)
 def get_day(date):
-    return with_etag(journal.get_day(current_user(), path_date(date)))
+    return with_etag(journal.get_day_json(current_user(), path_date(date)))
 
 
 @bp.patch("/days/<date>")

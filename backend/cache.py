@@ -83,15 +83,15 @@ class NearCache:
         self.stats = {"hits": 0, "invalidations": 0, "resets": 0}
 
     def get(self, gen_key, key):
-        """(True, value) if this process may serve `key` from memory, else (False, seq)."""
+        """(True, JSON text) if this process may serve `key` from memory, else (False, seq)."""
         with self.lock:
             trusted = self._poll()
             raw = self.groups.get(gen_key, {}).get(key) if trusted else None
             if raw is None:
                 return False, self.seq
             self.stats["hits"] += 1
-            metrics.CACHE_HITS.labels("near").inc()
-        return True, json.loads(raw)
+        metrics.CACHE_HITS.labels("near").inc()
+        return True, raw
 
     def put(self, gen_key, key, raw, seq):
         """Keep `raw` unless an invalidation arrived since `seq` was read."""
@@ -237,36 +237,46 @@ class Cache:
 
     def get_or_load(self, gen_key, key, load):
         """The value cached under `key` at the current generation, or load() and cache it."""
+        raw, value = self._get(gen_key, key, load)
+        return json.loads(raw) if value is None else value
+
+    def get_json(self, gen_key, key, load):
+        """The same as JSON text (bytes), for a view that sends it as it is: a hit is not decoded."""
+        raw, value = self._get(gen_key, key, load)
+        return raw if raw is not None else _dumps(value)
+
+    def _get(self, gen_key, key, load):
+        """(JSON text, None) for a hit, (its text or None, value) when load() made it."""
         if not self._usable():
-            return load()
+            return None, load()
         if self.near:
-            found, value = self.near.get(gen_key, key)
+            found, raw = self.near.get(gen_key, key)
             if found:
-                return value
-            seq = value
+                return raw, None
+            seq = raw
         try:
             gen, raw = self.read_script(keys=[gen_key], args=[uuid.uuid4().hex, key + ":", self.gen_ttl])
         except redis.RedisError as exc:
             self._fail(exc)
-            return load()
+            return None, load()
         self.down_since = None
+        value = None
         if raw:
             self.stats["hits"] += 1
             metrics.CACHE_HITS.labels("redis").inc()
-            value = json.loads(raw)
         else:
             self.stats["misses"] += 1
             metrics.CACHE_MISSES.inc()
             value = load()
-            raw = json.dumps(value, separators=(",", ":"))
+            raw = _dumps(value)
             try:
                 self.client.set(key + ":" + gen.decode(), raw, ex=self.ttl)
             except redis.RedisError as exc:
                 self._fail(exc)
-                return value
+                return raw, value
         if self.near:
             self.near.put(gen_key, key, raw, seq)
-        return value
+        return raw, value
 
     def invalidate(self, gen_keys):
         """Give each generation key a fresh token: entries made under the old one are dead."""
@@ -296,6 +306,10 @@ class Cache:
         except redis.RedisError:
             return "degraded"
         return "ok" if not self.pending else "degraded"
+
+
+def _dumps(value):
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def user_gen(user):

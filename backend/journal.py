@@ -212,6 +212,11 @@ def get_day(user, date):
     return get_cache().get_or_load(day_gen(user, date), f"kyb:{user}:day:{date}", lambda: _load_day(user, date))
 
 
+def get_day_json(user, date):
+    """The same day as JSON text (bytes), as cached: a hit is sent without decoding it."""
+    return get_cache().get_json(day_gen(user, date), f"kyb:{user}:day:{date}", lambda: _load_day(user, date))
+
+
 def list_days(user, date_from=None, date_to=None, limit=50, after=None):
     """Days in a date range, oldest first, `limit` at a time; `after` is the last date seen."""
     def load():

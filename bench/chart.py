@@ -12,10 +12,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def bars(ax, names, values, labels, color):
-    """Horizontal bars, first name on top, each labelled at its end."""
+def bars(ax, names, values, labels, color, rounds=None):
+    """Horizontal bars, first name on top, each labelled at its end; `rounds` (the value of
+    each round, per bar) draws the range of the rounds as a whisker."""
     positions = list(range(len(names)))[::-1]
-    drawn = ax.barh(positions, values, color=color, height=0.6)
+    xerr = None
+    if rounds:
+        xerr = [[v - min(r) for v, r in zip(values, rounds)], [max(r) - v for v, r in zip(values, rounds)]]
+    drawn = ax.barh(positions, values, color=color, height=0.6, xerr=xerr, capsize=4)
     ax.set_yticks(positions, names)
     ax.bar_label(drawn, labels=labels, padding=3, fontsize=9)
     ax.margins(x=0.25)
@@ -25,11 +29,11 @@ def against_ceiling(ax, report):
     t, targets = report["throughput"], report["targets"]
     values = [t["day_view_ratio"], t["not_modified_ratio"]]
     bars(ax, [f"day view ({t['day_tasks']} tasks, 200)", "day view, 304 Not Modified"], values,
-         [f"{v:.2f}" for v in values], "tab:blue")
+         [f"{v:.2f}" for v in values], "tab:blue", [t["day_view_ratio_rounds"], t["not_modified_ratio_rounds"]])
     ax.axvline(targets["ratio"], color="tab:red", linestyle="--", label=f"target {targets['ratio']}")
     ax.axvline(targets["goal"], color="tab:green", linestyle=":", label=f"goal {targets['goal']}")
     ax.set_xlim(0, 1.05)
-    ax.set_xlabel("throughput / ceiling (bare Flask, same gunicorn, same bytes)")
+    ax.set_xlabel("throughput / ceiling (bare Flask, same gunicorn, same bytes); median and range of the rounds")
     ceiling = statistics.median(t["ceiling"]["requests_per_second"])
     ax.set_title(f"Cached day view against the ceiling ({ceiling:.0f} req/s)")
     ax.legend(loc="lower right", fontsize=8)
@@ -38,7 +42,8 @@ def against_ceiling(ax, report):
 def variants(ax, report):
     names = list(report["variants"])
     values = [report["variants"][name]["ratio"] for name in names]
-    bars(ax, names, values, [f"{v:.2f}" for v in values], "tab:gray")
+    bars(ax, names, values, [f"{v:.2f}" for v in values], "tab:gray",
+         [report["variants"][name]["ratio_rounds"] for name in names])
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xlabel("day view throughput / as deployed (rate limit and metrics on, tracing off)")
     ax.set_title("What each switch costs or saves")

@@ -97,3 +97,13 @@ def test_a_hanging_redis_costs_a_request_tens_of_milliseconds_not_seconds(client
         redis_server.process.send_signal(signal.SIGCONT)
     assert_that(response.status_code, equal_to(200))
     assert_that(elapsed, less_than(1.0))
+
+
+def test_a_cached_day_is_sent_as_cached_with_its_own_version(client):
+    create_day(client, "2026-03-02")
+    add_task(client, "2026-03-02", 'fake ,"version":1 and {"version":2}')
+    first = client.get("/api/v1/days/2026-03-02")  # loaded from MongoDB
+    again = client.get("/api/v1/days/2026-03-02")  # the cached JSON text, not decoded
+    assert_that(again.get_json(), equal_to(first.get_json()))
+    assert_that(again.headers["ETag"], equal_to(f'"{first.get_json()["version"]}"'))
+    assert_that(again.headers["Content-Type"], equal_to("application/json"))
