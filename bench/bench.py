@@ -88,7 +88,7 @@ PROFILE_SECONDS = 8
 RATE_LIMIT_ON = "1000000 per minute"
 # name -> extra environment of a second backend, compared with the first (as deployed:
 # rate limit, metrics on; tracing off). "{otlp}" is the address of a sink that takes the
-# OTLP/HTTP exports in place of a collector (OtlpSink).
+# OTLP/HTTP exports in place of a collector (tests.servers.OtlpCollector).
 VARIANTS = {
     "rate limit off": {"RATE_LIMIT": "off"},
     "metrics off": {"METRICS_ENABLED": "false"},
@@ -524,37 +524,6 @@ def chosen_variants(otlp_url):
             for name, env in variants.items()}
 
 
-class OtlpSink:
-    """Takes OTLP/HTTP exports (POST /v1/traces) and answers 200, in place of a collector;
-    counts them, so the report shows that tracing was on."""
-
-    def __init__(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        sink = self
-        self.exports = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                sink.exports += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @contextlib.contextmanager
 def running(server_or_process):
     try:
@@ -679,7 +648,7 @@ def main():
         (tmp / "ceiling.json").write_bytes(body)
         ceiling = stack.enter_context(running(serve("bench.ceiling", {"CEILING_BODY_FILE": str(tmp / "ceiling.json")},
                                                     tmp / "ceiling.log")))
-        otlp = stack.enter_context(running(OtlpSink()))
+        otlp = stack.enter_context(running(servers.OtlpCollector()))
         variants = chosen_variants(otlp.url)
         variant_servers = {name: stack.enter_context(running(serve("backend", dict(settings, **env),
                                                                    tmp / f"variant-{n}.log")))
@@ -723,7 +692,7 @@ def main():
         report["variants_how"] = ("day view throughput of a backend with the variant's settings / the backend as "
                                   "deployed in the run just before it, median over the rounds; the tracing variant "
                                   "exported to a local OTLP sink "
-                                  f"({otlp.exports} exports received)")
+                                  f"({len(otlp.received)} exports received)")
 
         log("profiling the cached day view with py-spy")
         report["profile"] = profile(backend, day_url.format(backend.url), bearer, tmp)

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from hamcrest import assert_that, empty, equal_to, has_entries, has_item, has_it
 from werkzeug.serving import make_server
 
 from tests.conftest import database_uri
+from tests.servers import OtlpCollector
 from tests.stack import frontend_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,36 +171,17 @@ def test_without_an_otlp_endpoint_no_tracer_exporter_or_instrumentation_is_loade
     assert_that(tracing_modules(serve_both(mongodb_uri)), empty())
 
 
-class Collector(BaseHTTPRequestHandler):
-    """An OTLP/HTTP receiver that keeps what it is sent."""
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, self.headers["Content-Type"], body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def collector():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    thread.join()
+    receiver = OtlpCollector()
+    yield receiver
+    receiver.stop()
 
 
 def test_with_an_otlp_endpoint_each_app_exports_its_requests_under_its_service_name(mongodb_uri, collector):
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    loaded = serve_both(mongodb_uri, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.server_port}")
+    loaded = serve_both(mongodb_uri, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url)
 
     assert_that(tracing_modules(loaded), has_items(
         "opentelemetry.instrumentation.flask", "opentelemetry.instrumentation.requests",
