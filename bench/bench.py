@@ -131,7 +131,7 @@ def versions():
     keycloak = (ROOT / "scripts" / "setup-keycloak.sh").read_text()
     return {
         "python": platform.python_version(),
-        **{name: version(name) for name in ("flask", "gunicorn", "werkzeug", "pymongo", "redis", "flask-limiter",
+        **{name: version(name) for name in ("flask", "gunicorn", "werkzeug", "pymongo", "redis", "limits",
                                             "PyJWT", "openfeature-sdk")},
         "redis-server": first_match(r"v=(\S+)", command_output(["redis-server", "--version"])),
         "ferretdb": servers.FERRETDB_VERSION,

@@ -1,7 +1,11 @@
-"""Per-user rate limits: 429 with Retry-After past the rate, shared in Redis, kept when Redis is down."""
+"""Per-user rate limits: 429 with Retry-After past the rate, shared in Redis through leases of slots,
+kept when Redis is down."""
+import time
+
 import pytest
 import redis as redis_lib
-from hamcrest import assert_that, empty, equal_to, greater_than, has_key, is_not
+from hamcrest import (assert_that, empty, equal_to, greater_than, greater_than_or_equal_to, has_key, is_not,
+                      less_than, less_than_or_equal_to)
 
 PROBLEM = "application/problem+json"
 
@@ -28,17 +32,73 @@ def test_one_users_rate_does_not_limit_another(client):
     assert_that(client.get("/api/v1/days", headers={"X-User-Id": "bob"}).status_code, equal_to(200))
 
 
-def test_a_request_within_the_rate_costs_only_its_count_in_redis(client, redis_url):
+def lease_round_trips(server):
+    """How many leases Redis gave out: the lease script's INCRBY (Redis counts a script's commands;
+    nothing else here increments)."""
+    return server.info("commandstats").get("cmdstat_incrby", {}).get("calls", 0)
+
+
+def test_near_the_limit_every_request_is_counted_in_redis_as_it_comes(client, redis_url):
     server = redis_lib.Redis.from_url(redis_url)
-    spend(client, "ann", 1)  # the limit's counting script is loaded into Redis
     server.config_resetstat()
 
-    answers = [client.get("/api/v1/days", headers={"X-User-Id": "ann"}) for _ in range(3)]
+    spend(client, "ann", 5)
 
-    # Reading the window back would be a GET and a TTL of the count, two more round trips a
-    # request; nothing else here asks Redis for a TTL (the cache's GETs run in its script).
+    # 5 per minute: a tenth of what is left is less than one, so each lease is one slot.
+    assert_that(lease_round_trips(server), equal_to(5))
+
+
+def test_a_busy_user_costs_redis_a_round_trip_per_lease_not_per_request(app, redis_url):
+    from backend import create_app
+
+    busy = create_app(dict(app.config, RATE_LIMIT="100000 per minute")).test_client()
+    server = redis_lib.Redis.from_url(redis_url)
+    server.config_resetstat()
+
+    assert_that(set(spend(busy, "ann", 300)), equal_to({200}))
+
+    # Leases of 1, 2, 4, ... 64 slots, then 64 at a time: 10 round trips for 300 requests.
+    assert_that(lease_round_trips(server), equal_to(10))
     assert_that(server.info("commandstats"), is_not(has_key("cmdstat_ttl")))
-    assert_that([a.headers.get("X-RateLimit-Remaining") for a in answers], equal_to([None] * 3))
+    assert_that(int(next(iter(server.mget(server.keys("kyb-limit:user:ann:*"))))), equal_to(1 + 2 + 4 + 8 + 16 + 32 + 64 * 4))
+
+
+def test_workers_sharing_a_limit_never_admit_more_than_it_and_waste_little(app):
+    """Three workers take turns with one user's requests, each with its own leases."""
+    from backend import create_app
+
+    workers = [create_app(dict(app.config, RATE_LIMIT="200 per minute")).test_client() for _ in range(3)]
+    statuses = [workers[n % 3].get("/api/v1/days", headers={"X-User-Id": "ann"}).status_code for n in range(400)]
+
+    admitted = statuses.count(200)
+    assert_that(set(statuses), equal_to({200, 429}))
+    assert_that(admitted, less_than_or_equal_to(200))
+    assert_that(admitted, greater_than_or_equal_to(180))  # slots leased and not used: at most a tenth
+
+
+def test_a_refused_user_is_refused_by_the_worker_without_asking_redis_again(client, redis_url):
+    server = redis_lib.Redis.from_url(redis_url)
+    spend(client, "ann", 6)
+    server.config_resetstat()
+
+    assert_that(set(spend(client, "ann", 20)), equal_to({429}))
+
+    assert_that(lease_round_trips(server), equal_to(0))
+
+
+def test_a_new_window_admits_the_user_again(app):
+    from backend import create_app
+
+    per_second = create_app(dict(app.config, RATE_LIMIT="3 per second")).test_client()
+    while time.time() % 1 > 0.3:  # the clock's window has most of its second left
+        time.sleep(0.02)
+    statuses = spend(per_second, "ann", 4)
+    refused = per_second.get("/api/v1/days", headers={"X-User-Id": "ann"})
+    time.sleep(1.05 - time.time() % 1)  # into the next window
+
+    assert_that(statuses, equal_to([200, 200, 200, 429]))
+    assert_that(refused.headers["Retry-After"], equal_to("1"))
+    assert_that(spend(per_second, "ann", 3), equal_to([200] * 3))
 
 
 def test_the_probes_are_never_limited(client):
@@ -56,9 +116,24 @@ def test_the_limit_is_shared_through_redis_by_every_app_instance(app, client):
 
 def test_with_redis_down_limits_still_hold_per_worker_and_nothing_fails(client, redis_server):
     redis_server.stop()
+    started = time.monotonic()
     statuses = spend(client, "ann", 8)
     assert_that(statuses[:5], equal_to([200] * 5))
     assert_that(set(statuses[5:]), equal_to({429}))
+    assert_that(time.monotonic() - started, less_than(2))  # one timeout, then no request waits on Redis
+
+
+def test_when_redis_returns_the_count_is_shared_again(app, client, redis_server):
+    from backend import create_app, ratelimit
+
+    redis_server.stop()
+    assert_that(spend(client, "ann", 2), equal_to([200, 200]))  # counted in this worker's memory
+    redis_server.start()
+    time.sleep(ratelimit.OPEN_SECONDS + 0.1)
+    spend(client, "ann", 5)  # counted in Redis again: this worker's 5 spend the window
+
+    other_worker = create_app(dict(app.config)).test_client()
+    assert_that(other_worker.get("/api/v1/days", headers={"X-User-Id": "ann"}).status_code, equal_to(429))
 
 
 def test_with_rate_limit_off_nothing_is_refused_or_counted_in_redis(app, redis_url):
