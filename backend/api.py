@@ -83,7 +83,7 @@ def with_etag(payload, status=200):
         version = TOP_VERSION.search(payload).group(1).decode()
     else:
         version = str(payload["version"])
-    if status == 200 and request.if_none_match.contains_weak(version):
+    if status == 200 and "If-None-Match" in request.headers and request.if_none_match.contains_weak(version):
         response = Response(status=304)
     elif isinstance(payload, bytes):
         response = Response(payload, status=status, mimetype="application/json")

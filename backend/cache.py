@@ -90,7 +90,7 @@ class NearCache:
             if raw is None:
                 return False, self.seq
             self.stats["hits"] += 1
-        metrics.CACHE_HITS.labels("near").inc()
+        metrics.NEAR_HITS.inc()
         return True, raw
 
     def put(self, gen_key, key, raw, seq):

@@ -33,8 +33,8 @@ IN_FLIGHT = Gauge(f"{PREFIX}_http_requests_in_flight", "HTTP requests being answ
                   multiprocess_mode="livesum")
 CACHE_HITS = Counter(f"{PREFIX}_cache_hits_total",
                      "Cached values served, by where they came from (near: the process's memory; redis)", ["layer"])
-for layer in ("near", "redis"):
-    CACHE_HITS.labels(layer)  # both exported from the start, at 0
+NEAR_HITS = CACHE_HITS.labels("near")  # both exported from the start, at 0
+CACHE_HITS.labels("redis")
 CACHE_MISSES = Counter(f"{PREFIX}_cache_misses_total", "Reads the cache could not answer (loaded from MongoDB)")
 CACHE_ERRORS = Counter(f"{PREFIX}_cache_errors_total", "Redis errors met by the cache (each opens its circuit)")
 NEAR_CACHE_INVALIDATIONS = Counter(f"{PREFIX}_near_cache_invalidations_total",
@@ -116,13 +116,18 @@ def init_app(app):
         if port and (request.environ.get("SERVER_PORT") == str(port)) != (request.endpoint == "metrics.metrics"):
             abort(404)
 
+    children = {}  # labels -> (the counter's child, the histogram's): no label lookup per request
+
     @app.after_request
     def _count(response):
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
         method = request.method if request.method in METHODS else "other"
         labels = (route, method, f"{response.status_code // 100}xx")
-        REQUESTS.labels(*labels).inc()
-        LATENCY.labels(*labels).observe(time.perf_counter() - g.metrics_started)
+        counted = children.get(labels)
+        if counted is None:
+            counted = children[labels] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        counted[0].inc()
+        counted[1].observe(time.perf_counter() - g.metrics_started)
         return response
 
     @app.teardown_request
