@@ -2,21 +2,25 @@
 free per request.
 
 RATE_LIMIT (a `limits` string: "600 per minute", "10/second") allows each user that many
-requests per window; windows follow the clock (12:03:00-12:04:00 is one). The count is
-one Redis key per user and window. A worker does not ask Redis about every request: it
-*leases* slot numbers. One INCRBY of n (a script, one round trip) reserves the numbers
+requests per window; a window starts with the user's first request after the last one
+ended (a fixed window, as flask-limiter counts). The count is one Redis key per user,
+which expires when the window ends: Redis's clock decides, not the pods'. A worker does
+not ask Redis about every request: it *leases* slot numbers. One INCRBY of n (a script,
+one round trip, which also answers the window's time left) reserves the numbers
 (count-n, count] for this worker; it admits a request for each number it holds that is
 within the limit, until the window ends. Numbers are never given out twice, so no window
 admits more than the limit across all workers and pods. A lease starts at one slot and
 doubles while the user keeps the worker busy (up to LEASE_MAX), but is never more than a
 tenth of what the user has left, so near the limit each request is counted as it comes.
 Slots leased and not used are lost when the window ends: a busy user may be refused a
-little early (a tenth of the limit at most), never late. Once refused in a window, a
-user is refused by this worker until it ends without another round trip.
+little early (each lease holds at most a tenth of what was left), never late. One
+thread of a worker at a time asks for a caller's next lease; the others that find it
+spent meanwhile take one slot each. Once refused in a window, a user is refused by this
+worker until it ends without another round trip.
 
 A refusal is 429 problem+json with Retry-After, the seconds until the window ends. The
-probes, /metrics, static files and unknown paths are never limited; RATE_LIMIT=off counts nothing (for
-a gateway that limits already, and to measure what the limit costs).
+probes, /metrics, static files and unknown paths are never limited; RATE_LIMIT=off
+counts nothing (for a gateway that limits already, and to measure what the limit costs).
 
 When Redis cannot be reached (REDIS_TIMEOUT_MS), each worker counts in its own memory for
 OPEN_SECONDS before it tries Redis again: the limit stays in force, per worker instead
@@ -41,24 +45,31 @@ from .identity import current_user
 
 log = logging.getLogger(__name__)
 
-# Reserves ARGV[1] slots of the count KEYS[1]; the window's first lease sets its expiry.
+# Reserves ARGV[1] slots of the count KEYS[1]; the window's first lease sets its expiry
+# (ARGV[2] ms). Returns the count and the window's milliseconds left.
 LEASE_SCRIPT = """
 local n = redis.call('INCRBY', KEYS[1], ARGV[1])
-if n == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return n
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  ttl = tonumber(ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return {n, ttl}
 """
 LEASE_MAX = 64
 OPEN_SECONDS = 1.0
 EXEMPT_BLUEPRINTS = ("health", "metrics")
-MAX_CALLERS = 10_000  # callers a worker remembers; past it, those of older windows go
+MAX_CALLERS = 10_000  # callers a worker remembers; past it, those whose window ended go
 
 
 class Lease:
-    """What this worker knows of one caller's window: the slots it holds, the next lease's size."""
-    __slots__ = ("window", "next", "last", "size", "refused")
+    """What this worker knows of one caller's window: when it ends (time.monotonic), the
+    slots it holds, the next lease's size, whether the caller was refused, whether a
+    thread is asking Redis for the next lease."""
+    __slots__ = ("ends", "next", "last", "size", "refused", "asking")
 
-    def __init__(self, window):
-        self.window, self.next, self.last, self.size, self.refused = window, 1, 0, 1, False
+    def __init__(self, ends):
+        self.ends, self.next, self.last, self.size, self.refused, self.asking = ends, 1, 0, 1, False, False
 
 
 class RateLimiter:
@@ -67,55 +78,73 @@ class RateLimiter:
         self.client = client
         self.script = client.register_script(LEASE_SCRIPT) if client is not None else None
         self.leases = {}  # caller -> Lease
-        self.local = {}  # caller -> [window, count], while Redis is out of reach
+        self.local = {}  # caller -> [end of window (monotonic), count], while Redis is out of reach
         self.lock = threading.Lock()
         self.open_until = 0.0
 
     def hit(self, caller):
         """Count one request of `caller`: None if it may go on, else seconds until it may retry."""
-        now = time.time()
-        window = int(now // self.seconds)
-        retry_after = max(1, math.ceil((window + 1) * self.seconds - now))
+        sent = time.monotonic()
+        # One thread at a time asks for a lease of the caller; the others that find the
+        # lease spent meanwhile ask for one slot each, for themselves (a lease replacing
+        # another would lose its slots).
         with self.lock:
             lease = self.leases.get(caller)
-            if lease is None or lease.window != window:
-                if len(self.leases) >= MAX_CALLERS:
-                    self.leases = {k: v for k, v in self.leases.items() if v.window == window}
-                lease = self.leases[caller] = Lease(window)
-            if lease.refused:
-                return retry_after
-            if lease.next <= lease.last:
-                lease.next += 1
-                return None
-            size = lease.size
-        if self.script is None or self.open_until > time.monotonic():
-            return self._count_locally(caller, window, retry_after)
+            if lease is not None and lease.ends > sent:
+                if lease.refused:
+                    return retry_after(lease.ends, sent)
+                if lease.next <= lease.last:
+                    lease.next += 1
+                    return None
+                asking = not lease.asking
+                lease.asking = lease.asking or asking
+                size = lease.size if asking else 1
+            else:
+                lease, asking, size = None, True, 1  # a first lease is one slot: none to lose
+        if self.script is None or self.open_until > sent:
+            self._asked(lease, asking)
+            return self._count_locally(caller, sent)
         try:
-            count = int(self.script(keys=[f"kyb-limit:{caller}:{self.seconds}:{window}"],
-                                    args=[size, (self.seconds + 1) * 1000]))
+            count, left_ms = self.script(keys=[f"kyb-limit:{caller}:{self.seconds}"], args=[size, self.seconds * 1000])
         except redis.RedisError as exc:
+            self._asked(lease, asking)
             if self.open_until <= time.monotonic():
                 log.warning("rate limit: redis unavailable, counting per worker: %s", exc.__class__.__name__)
             self.open_until = time.monotonic() + OPEN_SECONDS
-            return self._count_locally(caller, window, retry_after)
-        first = count - size + 1  # this request's slot; the lease keeps the ones after it
-        with self.lock:
-            if first > self.limit:
-                lease.refused = True
-                return retry_after
-            lease.next, lease.last = first + 1, min(count, self.limit)
-            lease.size = max(1, min(LEASE_MAX, size * 2, (self.limit - count) // 10))
-        return None
+            return self._count_locally(caller, sent)
+        first = count - size + 1  # this request's slot; a lease keeps the ones after it
+        if asking:
+            # The window ends `left_ms` after Redis ran the script, which was after `sent`:
+            # ending the lease at sent + left_ms spends no slot of this window after it is over.
+            fresh = Lease(sent + left_ms / 1000)
+            fresh.refused = first > self.limit
+            fresh.next, fresh.last = first + 1, min(count, self.limit)
+            fresh.size = max(1, min(LEASE_MAX, size * 2, (self.limit - count) // 10))
+            with self.lock:
+                if len(self.leases) >= MAX_CALLERS:
+                    self.leases = {k: v for k, v in self.leases.items() if v.ends > sent}
+                self.leases[caller] = fresh
+        return retry_after(sent + left_ms / 1000, sent) if first > self.limit else None
 
-    def _count_locally(self, caller, window, retry_after):
+    def _asked(self, lease, asking):
+        """The lease asked for did not come: the next request may ask again."""
+        if lease is not None and asking:
+            with self.lock:
+                lease.asking = False
+
+    def _count_locally(self, caller, now):
         with self.lock:
             counted = self.local.get(caller)
-            if counted is None or counted[0] != window:
+            if counted is None or counted[0] <= now:
                 if len(self.local) >= MAX_CALLERS:
                     self.local.clear()
-                counted = self.local[caller] = [window, 0]
+                counted = self.local[caller] = [now + self.seconds, 0]
             counted[1] += 1
-            return None if counted[1] <= self.limit else retry_after
+            return None if counted[1] <= self.limit else retry_after(counted[0], now)
+
+
+def retry_after(ends, now):
+    return max(1, math.ceil(ends - now))
 
 
 def _caller():
@@ -139,8 +168,7 @@ def init_app(app):
         endpoint = request.endpoint
         if endpoint is None or request.blueprint in EXEMPT_BLUEPRINTS or endpoint.rpartition(".")[2] == "static":
             return
-        retry_after = limiter.hit(_caller())
-        if retry_after is not None:
-            raise Problem(429, "too_many_requests",
-                          f"The limit is {setting} per user; try again in {retry_after} s.",
-                          headers={"Retry-After": str(retry_after)})
+        wait = limiter.hit(_caller())
+        if wait is not None:
+            raise Problem(429, "too_many_requests", f"The limit is {setting} per user; try again in {wait} s.",
+                          headers={"Retry-After": str(wait)})
