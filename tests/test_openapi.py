@@ -50,10 +50,13 @@ def test_schemathesis_finds_no_failure_against_the_live_backend(signed_in_backen
     backend_server = signed_in_backend
     token = keycloak.token("ann")["access_token"]
     ARTIFACTS.mkdir(exist_ok=True)
+    # One worker: with two threads, hypothesis's ast.parse calls (describing its filters) now
+    # and then met CPython 3.11's AST recursion-depth race (python/cpython#106905) and the
+    # run failed with "SystemError: AST constructor recursion depth mismatch".
     run = subprocess.run(
         [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(ROOT / "schemathesis.toml"),
          "run", f"{backend_server.url}/api/v1/openapi.json", "--max-examples", "15",
-         "--seed", "20261125", "--workers", "2", "--no-shrink", "--header", f"Authorization: Bearer {token}",
+         "--seed", "20261125", "--workers", "1", "--no-shrink", "--header", f"Authorization: Bearer {token}",
          "--report", "junit", "--report-junit-path", str(ARTIFACTS / "schemathesis.xml")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
