@@ -13,10 +13,10 @@ admits more than the limit across all workers and pods. A lease starts at one sl
 doubles while the user keeps the worker busy (up to LEASE_MAX), but is never more than a
 tenth of what the user has left, so near the limit each request is counted as it comes.
 Slots leased and not used are lost when the window ends: a busy user may be refused a
-little early (each lease holds at most a tenth of what was left), never late. One
-thread of a worker at a time asks for a caller's next lease; the others that find it
-spent meanwhile take one slot each. Once refused in a window, a user is refused by this
-worker until it ends without another round trip.
+little early (each lease holds at most a tenth of what was left), never late. Threads
+of a worker that find the lease spent at once each take a lease, and the worker keeps
+the slots of all of them. Once refused in a window, a user is refused by this worker
+until it ends without another round trip.
 
 A refusal is 429 problem+json with Retry-After, the seconds until the window ends. The
 probes, /metrics, static files and unknown paths are never limited; RATE_LIMIT=off
@@ -64,12 +64,12 @@ MAX_CALLERS = 10_000  # callers a worker remembers; past it, those whose window 
 
 class Lease:
     """What this worker knows of one caller's window: when it ends (time.monotonic), the
-    slots it holds, the next lease's size, whether the caller was refused, whether a
-    thread is asking Redis for the next lease."""
-    __slots__ = ("ends", "next", "last", "size", "refused", "asking")
+    slot numbers it holds ([next, last] ranges, oldest first), the next lease's size, and
+    whether the caller was refused."""
+    __slots__ = ("ends", "ranges", "size", "refused")
 
     def __init__(self, ends):
-        self.ends, self.next, self.last, self.size, self.refused, self.asking = ends, 1, 0, 1, False, False
+        self.ends, self.ranges, self.size, self.refused = ends, [], 1, False
 
 
 class RateLimiter:
@@ -85,52 +85,50 @@ class RateLimiter:
     def hit(self, caller):
         """Count one request of `caller`: None if it may go on, else seconds until it may retry."""
         sent = time.monotonic()
-        # One thread at a time asks for a lease of the caller; the others that find the
-        # lease spent meanwhile ask for one slot each, for themselves (a lease replacing
-        # another would lose its slots).
         with self.lock:
             lease = self.leases.get(caller)
             if lease is not None and lease.ends > sent:
                 if lease.refused:
                     return retry_after(lease.ends, sent)
-                if lease.next <= lease.last:
-                    lease.next += 1
-                    return None
-                asking = not lease.asking
-                lease.asking = lease.asking or asking
-                size = lease.size if asking else 1
+                while lease.ranges:
+                    slots = lease.ranges[0]
+                    if slots[0] <= slots[1]:
+                        slots[0] += 1
+                        return None
+                    lease.ranges.pop(0)
+                size = lease.size
             else:
-                lease, asking, size = None, True, 1  # a first lease is one slot: none to lose
+                size = 1
         if self.script is None or self.open_until > sent:
-            self._asked(lease, asking)
             return self._count_locally(caller, sent)
         try:
             count, left_ms = self.script(keys=[f"kyb-limit:{caller}:{self.seconds}"], args=[size, self.seconds * 1000])
         except redis.RedisError as exc:
-            self._asked(lease, asking)
             if self.open_until <= time.monotonic():
                 log.warning("rate limit: redis unavailable, counting per worker: %s", exc.__class__.__name__)
             self.open_until = time.monotonic() + OPEN_SECONDS
             return self._count_locally(caller, sent)
-        first = count - size + 1  # this request's slot; a lease keeps the ones after it
-        if asking:
-            # The window ends `left_ms` after Redis ran the script, which was after `sent`:
-            # ending the lease at sent + left_ms spends no slot of this window after it is over.
-            fresh = Lease(sent + left_ms / 1000)
-            fresh.refused = first > self.limit
-            fresh.next, fresh.last = first + 1, min(count, self.limit)
-            fresh.size = max(1, min(LEASE_MAX, size * 2, (self.limit - count) // 10))
-            with self.lock:
+        # The window ends `left_ms` after Redis ran the script, which was after `sent`: ending
+        # the lease at sent + left_ms spends no slot of this window after it is over.
+        ends = sent + left_ms / 1000
+        first = count - size + 1  # this request's slot; the lease keeps the ones after it
+        with self.lock:
+            lease = self.leases.get(caller)
+            # Threads of this worker that found the lease spent at once each got a lease: the
+            # slots of all of them are kept. A window that ended gives way to the new one (the
+            # next window ends at least a window later).
+            if lease is None or lease.ends <= sent or abs(lease.ends - ends) > self.seconds / 2:
                 if len(self.leases) >= MAX_CALLERS:
                     self.leases = {k: v for k, v in self.leases.items() if v.ends > sent}
-                self.leases[caller] = fresh
-        return retry_after(sent + left_ms / 1000, sent) if first > self.limit else None
-
-    def _asked(self, lease, asking):
-        """The lease asked for did not come: the next request may ask again."""
-        if lease is not None and asking:
-            with self.lock:
-                lease.asking = False
+                lease = self.leases[caller] = Lease(ends)
+            lease.ends = min(lease.ends, ends)
+            lease.size = max(1, min(LEASE_MAX, size * 2, (self.limit - count) // 10))
+            if first > self.limit:
+                lease.refused = not any(a <= b for a, b in lease.ranges)
+                return retry_after(ends, sent)
+            if first < min(count, self.limit):
+                lease.ranges.append([first + 1, min(count, self.limit)])
+        return None
 
     def _count_locally(self, caller, now):
         with self.lock:
