@@ -75,7 +75,6 @@ class Lease:
 class RateLimiter:
     def __init__(self, limit, client):
         self.limit, self.seconds = limit.amount, limit.get_expiry()
-        self.client = client
         self.script = client.register_script(LEASE_SCRIPT) if client is not None else None
         self.leases = {}  # caller -> Lease
         self.local = {}  # caller -> [end of window (monotonic), count], while Redis is out of reach
