@@ -12,7 +12,9 @@ every invalidation is published on CHANNEL in the same pipeline that sets the
 new tokens, and a process reads its subscription (a non-blocking poll of the
 socket) before it serves anything from memory. Redis queues the message for
 every subscriber before it answers the writer, so a write that was
-acknowledged has been seen. The near-cache is trusted only for LEASE_SECONDS
+acknowledged has been seen. An entry is kept in memory no longer than Redis keeps
+it (its remaining TTL), so a change made behind the app's back (a restore, an admin fix
+in the database) is served by nobody after the TTL. The near-cache is trusted only for LEASE_SECONDS
 after Redis last answered a PING on the subscription; a writer that cannot
 reach Redis waits out the lease before it answers, so by then no process trusts
 its memory. A lost subscription empties the near-cache. Invalidations ignore the circuit
@@ -40,15 +42,16 @@ from . import metrics
 
 log = logging.getLogger(__name__)
 
-# Returns [generation, cached value or false]; mints a generation if it is missing
-# (evicted or never set), so an evicted token can never resurrect old entries.
+# Returns [generation, cached value or false, its time to live in ms]; mints a generation if
+# it is missing (evicted or never set), so an evicted token can never resurrect old entries.
 READ_SCRIPT = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then
   gen = ARGV[1]
   redis.call('SET', KEYS[1], gen, 'EX', ARGV[3])
 end
-return {gen, redis.call('GET', ARGV[2] .. gen)}
+local key = ARGV[2] .. gen
+return {gen, redis.call('GET', key), redis.call('PTTL', key)}
 """
 OPEN_SECONDS = 1.0
 # Every invalidation is also published here, for the near-caches of all processes.
@@ -64,8 +67,8 @@ INVALIDATE_TIMEOUT = 0.25
 class NearCache:
     """This process's copy of recent values, trusted only while its subscription is live.
 
-    Entries are grouped by generation key: a message naming a key drops its group.
-    `seq` counts the messages seen, so a value read from Redis while an
+    Entries are grouped by generation key: a message naming a key drops its group. Each
+    entry expires when its copy in Redis does (monotonic deadline). `seq` counts the messages seen, so a value read from Redis while an
     invalidation arrived is not kept. Thread-safe (gunicorn's threads share it).
     """
 
@@ -73,7 +76,7 @@ class NearCache:
         self.pool = pool
         self.max_entries = max_entries
         self.lock = threading.Lock()
-        self.groups = {}  # generation key -> {key: JSON text}
+        self.groups = {}  # generation key -> {key: (JSON text, monotonic expiry)}
         self.size = 0
         self.seq = 0
         self.conn = None
@@ -87,16 +90,16 @@ class NearCache:
     def get(self, gen_key, key):
         """(True, JSON text) if this process may serve `key` from memory, else (False, seq)."""
         with self.lock:
-            trusted = self._poll()
-            raw = self.groups.get(gen_key, {}).get(key) if trusted else None
-            if raw is None:
+            entry = self.groups.get(gen_key, {}).get(key) if self._poll() else None
+            if entry is None or entry[1] <= time.monotonic():
                 return False, self.seq
+            raw = entry[0]
             self.stats["hits"] += 1
         metrics.NEAR_HITS.inc()
         return True, raw
 
-    def put(self, gen_key, key, raw, seq):
-        """Keep `raw` unless an invalidation arrived since `seq` was read."""
+    def put(self, gen_key, key, raw, seq, expires):
+        """Keep `raw` until `expires` unless an invalidation arrived since `seq` was read."""
         with self.lock:
             if not self._poll() or self.seq != seq:
                 return
@@ -104,7 +107,7 @@ class NearCache:
                 self._clear()
             group = self.groups.setdefault(gen_key, {})
             self.size += key not in group
-            group[key] = raw
+            group[key] = (raw, expires)
 
     def drop(self, gen_keys):
         """Forget the groups this process invalidated itself (its own message follows)."""
@@ -191,12 +194,6 @@ class Cache:
         self.pending_lock = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "errors": 0}
 
-    @property
-    def state(self):
-        if self.client is None:
-            return "disabled"
-        return "degraded" if self.open_until > time.monotonic() or self.pending else "ok"
-
     def _usable(self):
         if self.client is None or self.open_until > time.monotonic():
             return False
@@ -263,12 +260,13 @@ class Cache:
                 return raw, None
             seq = raw
         try:
-            gen, raw = self.read_script(keys=[gen_key], args=[uuid.uuid4().hex, key + ":", self.gen_ttl])
+            gen, raw, ttl_ms = self.read_script(keys=[gen_key], args=[uuid.uuid4().hex, key + ":", self.gen_ttl])
         except redis.RedisError as exc:
             self._fail(exc)
             return None, load()
         self.down_since = None
         value = None
+        expires = time.monotonic() + (ttl_ms / 1000 if raw else self.ttl)
         if raw:
             self.stats["hits"] += 1
             metrics.CACHE_HITS.labels("redis").inc()
@@ -283,7 +281,7 @@ class Cache:
                 self._fail(exc)
                 return raw, value
         if self.near:
-            self.near.put(gen_key, key, raw, seq)
+            self.near.put(gen_key, key, raw, seq, expires)
         return raw, value
 
     def invalidate(self, gen_keys):

@@ -165,3 +165,29 @@ def test_no_worker_serves_an_old_day_after_a_write_was_acknowledged(workers):
         for reader in readers:
             reader.join()
     assert_that((reads, stale), equal_to((300, 0)))
+
+
+TTL_SECONDS = 1
+
+
+@pytest.mark.parametrize("app_config", [{"CACHE_TTL_SECONDS": TTL_SECONDS}])
+def test_a_change_made_behind_the_apps_back_is_served_within_the_cache_ttl(client, app, mongodb_uri,
+                                                                            database_name):
+    create_day(client, DATE)
+    task = add_task(client, DATE, "as the app wrote it")
+    path = f"/api/v1/days/{DATE}"
+    warm(client, path, near(app))
+    # An admin fixes the text in the database itself: no invalidation is published.
+    from bson import ObjectId
+    from pymongo import MongoClient
+
+    with MongoClient(database_uri(mongodb_uri, database_name)) as mongo:
+        changed_at = time.monotonic()
+        mongo.get_default_database().tasks.update_one({"_id": ObjectId(task["id"])},
+                                                      {"$set": {"text": "fixed by an admin"}})
+    assert_that(client.get(path).get_json()["tasks"][0]["text"], equal_to("as the app wrote it"))
+    while client.get(path).get_json()["tasks"][0]["text"] != "fixed by an admin":
+        assert_that(time.monotonic() - changed_at, less_than(TTL_SECONDS + 1.0))
+        time.sleep(0.02)
+    # Neither Redis nor this process's memory kept the old day past the TTL of Redis's copy.
+    assert_that(time.monotonic() - changed_at, less_than(TTL_SECONDS + 1.0))
