@@ -56,6 +56,8 @@ return {gen, redis.call('GET', key), redis.call('PTTL', key)}
 OPEN_SECONDS = 1.0
 # Every invalidation is also published here, for the near-caches of all processes.
 CHANNEL = "kyb:invalidations"
+# A message of this one token tells every near-cache to forget all it holds.
+EVERYTHING = "*"
 # A near-cache is trusted this long after Redis answered a PING sent on its subscription.
 LEASE_SECONDS = 0.3
 PING_EVERY = 0.1
@@ -137,7 +139,8 @@ class NearCache:
                 while self.conn.can_read(timeout=0):
                     reply = self.conn.read_response(push_request=True)
                     if isinstance(reply, list) and reply[0] == b"message":
-                        self._drop(reply[2].decode().split())
+                        tokens = reply[2].decode().split()
+                        self._clear() if tokens == [EVERYTHING] else self._drop(tokens)
                         self.stats["invalidations"] += 1
                         metrics.NEAR_CACHE_INVALIDATIONS.inc()
                     elif self.ping_sent is not None:  # the only other reply: PONG
@@ -303,6 +306,19 @@ class Cache:
             # write is answered only after that, so nobody reads the old value after it.
             since = self.down_since if self.down_since is not None else time.monotonic()
             time.sleep(max(0.0, since + LEASE_SECONDS - time.monotonic()))
+
+    def invalidate_everything(self):
+        """After the database changed behind the app's back (a restore, an admin's fix): every
+        generation key in Redis gets a fresh token and every process forgets its memory."""
+        if self.client is None:
+            return
+        keys = list(self.invalidator.scan_iter(match=user_gen("*"), count=1000))
+        for start in range(0, len(keys), 1000):
+            self.invalidate([key.decode() for key in keys[start:start + 1000]])
+        if self.near:
+            with self.near.lock:
+                self.near._clear()
+        self.invalidator.publish(CHANNEL, EVERYTHING)
 
     def ping(self):
         if self.client is None:

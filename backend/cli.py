@@ -1,11 +1,13 @@
-"""`flask --app backend import|export`: the journal from and to Markdown files."""
+"""`flask --app backend import|export`: the journal from and to Markdown files;
+`flask --app backend forget-cache`: after the database was changed behind the app's back."""
 import json
 import sys
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
-from . import journal, schemas
+from . import cache, journal, schemas
 from .errors import Problem
 
 
@@ -48,6 +50,15 @@ def export_command(user, date_from, date_to):
     sys.stdout.buffer.write(text.encode("utf-8"))
 
 
+@click.command("forget-cache")
+@with_appcontext
+def forget_cache_command():
+    """Make every cached view stale, in Redis and in every process's memory (after a restore)."""
+    cache.get_cache().invalidate_everything()
+    click.echo("every cached view will be read again from the database")
+
+
 def init_app(app):
     app.cli.add_command(import_command)
     app.cli.add_command(export_command)
+    app.cli.add_command(forget_cache_command)

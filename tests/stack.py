@@ -3,7 +3,9 @@ database per test module, the frontend under gunicorn pointing at it, the fronte
 Flask test client against that backend, and Debian's Chromium driven by Playwright.
 
 Each test starts from an empty journal (`journal` empties the module's database and
-Redis), so a module pays for its servers once and its tests stay independent.
+Redis, and tells the backend's workers to forget what they hold in memory, as
+`flask --app backend forget-cache` does after a restore), so a module pays for its
+servers once and its tests stay independent.
 """
 import os
 import signal
@@ -18,6 +20,7 @@ import redis as redis_lib
 import requests
 from pymongo import MongoClient
 
+from backend.cache import Cache
 from tests import servers
 from tests.conftest import database_uri
 
@@ -138,6 +141,8 @@ def journal(backend_server, mongodb_uri, redis_url):
         for collection in database.list_collection_names():
             database[collection].delete_many({})
     redis_lib.Redis.from_url(redis_url).flushdb()
+    # The workers' near-caches still hold the previous test's days: the wipe was behind their back.
+    Cache(redis_url, timeout_ms=1000, ttl=60).invalidate_everything()
     return Journal(backend_server.url)
 
 

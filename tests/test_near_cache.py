@@ -191,3 +191,25 @@ def test_a_change_made_behind_the_apps_back_is_served_within_the_cache_ttl(clien
         time.sleep(0.02)
     # Neither Redis nor this process's memory kept the old day past the TTL of Redis's copy.
     assert_that(time.monotonic() - changed_at, less_than(TTL_SECONDS + 1.0))
+
+
+def test_forget_cache_after_a_change_behind_the_apps_back_is_seen_by_every_process_at_once(
+        client, app, second_app, mongodb_uri, database_name):
+    create_day(client, DATE)
+    task = add_task(client, DATE, "as the app wrote it")
+    path = f"/api/v1/days/{DATE}"
+    other = second_app.test_client()
+    warm(client, path, near(app))
+    warm(other, path, near(second_app))
+    from bson import ObjectId
+    from pymongo import MongoClient
+
+    with MongoClient(database_uri(mongodb_uri, database_name)) as mongo:
+        mongo.get_default_database().tasks.update_one({"_id": ObjectId(task["id"])},
+                                                      {"$set": {"text": "restored from a backup"}})
+    assert_that(other.get(path).get_json()["tasks"][0]["text"], equal_to("as the app wrote it"))
+    result = app.test_cli_runner().invoke(args=["forget-cache"])
+    assert_that(result.exit_code, equal_to(0), result.output + repr(result.exception))
+    # Neither process's memory nor Redis serves the old day after the command returned.
+    for each in (client, other):
+        assert_that(each.get(path).get_json()["tasks"][0]["text"], equal_to("restored from a backup"))
